@@ -1,0 +1,1 @@
+"""asnc: a compiler for AssembleNet-family video networks."""

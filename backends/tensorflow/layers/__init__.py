@@ -1,0 +1,36 @@
+"""Keras 3 layers of the TensorFlow backend.
+
+Tensors are folded channels-last ``[B*T, h, w, C]``; every network node is one composite Layer
+named after the node. ``attention`` and ``lite`` live in their own modules (imported by their
+users; the lead wires them here).
+"""
+
+from .blocks import BottleneckBlock
+from .conv import (
+    Conv3x3x3,
+    FixedPaddingConv2D,
+    TemporalConv,
+    batch_norm,
+    derive_seed,
+    fixed_padding,
+)
+from .fusion import ConcatFusion, SigmoidFusion, resize_plan
+from .heads import MultiStreamHead
+from .stems import FlowStem, ObjectStem, RGBStem
+
+__all__ = [
+    "BottleneckBlock",
+    "ConcatFusion",
+    "Conv3x3x3",
+    "FixedPaddingConv2D",
+    "FlowStem",
+    "MultiStreamHead",
+    "ObjectStem",
+    "RGBStem",
+    "SigmoidFusion",
+    "TemporalConv",
+    "batch_norm",
+    "derive_seed",
+    "fixed_padding",
+    "resize_plan",
+]

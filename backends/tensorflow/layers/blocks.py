@@ -1,0 +1,189 @@
+"""Bottleneck block group of the 4-D AssembleNet networks (SEMANTICS.md, "Blocks")."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from .conv import (
+    Conv3x3x3,
+    FixedPaddingConv2D,
+    TemporalConv,
+    batch_norm,
+    check_bn_args,
+    check_int,
+    check_seed,
+    derive_seed,
+    static_shape4,
+)
+
+TEMPORAL_MODES = ("2plus1d", "3d")
+
+
+@keras.saving.register_keras_serializable(package="asn")
+class BottleneckBlock(keras.layers.Layer):
+    """A block: ``num_units`` bottleneck residual units, output ``4F`` channels.
+
+    Unit 0 carries the stride s and a projection shortcut (1x1 conv to 4F, stride s, fixed
+    padding, then BN, no ReLU), present even when s = 1 and the channels already match. Units 1..
+    are stride 1 with identity shortcuts. Unit i:
+
+    * ``temporal="2plus1d"`` (reference): first layer a temporal conv k3 (dilation d, F filters)
+      when i is odd, a 1x1 conv (F) when i is even; + BN + ReLU. Then a 3x3 conv to ``inter``
+      with the unit's stride (fixed padding when > 1) + BN + ReLU.
+    * ``temporal="3d"`` (asnc): first layer always the 1x1 conv (F) + BN + ReLU; then a full 3x3x3
+      conv to ``inter`` (temporal dilation d, the unit's spatial stride) + BN + ReLU.
+
+    Then a 1x1 conv to 4F + BN with gamma starting at 0; add the shortcut; ReLU.
+
+    Parameters, input width c, ``n = num_units``, ``m = inter``, ``n_odd = n // 2``:
+
+    * shortcut: ``4Fc + 16F``; unit 0 first layer: ``Fc + 4F``;
+    * every unit: ``m*4F + 16F`` (last 1x1 + BN) and ``4m`` (BN after the 3x3);
+    * 2plus1d: 3x3 ``9Fm`` per unit; first layer of unit i >= 1: ``12F^2 + 4F`` (odd) or
+      ``4F^2 + 4F`` (even). Total
+      ``4Fc + 16F + Fc + 4F + n_odd*(12F^2 + 4F) + (n - 1 - n_odd)*(4F^2 + 4F)
+      + n*(9Fm + 4m + 4Fm + 16F)``.
+    * 3d: 3x3x3 ``27Fm`` per unit; first layer of unit i >= 1: ``4F^2 + 4F``. Total
+      ``4Fc + 16F + Fc + 4F + (n - 1)*(4F^2 + 4F) + n*(27Fm + 4m + 4Fm + 16F)``.
+
+    Args:
+        filters: F (the block outputs 4F channels).
+        inter: channels of the middle (3x3 or 3x3x3) conv, ``[64, 128, 256, 512][level]``.
+        num_units: number of bottleneck units (``num_blocks[level]``).
+        dilation: temporal dilation d >= 1 of the temporal / 3x3x3 convs.
+        stride: spatial stride s of unit 0.
+        frames: T, frames per clip (static).
+        temporal: ``"2plus1d"`` (reference interleave) or ``"3d"``.
+        seed: base seed; every conv gets a distinct derived seed.
+        bn_momentum, bn_epsilon: batch-norm settings.
+
+    Input shape: folded ``[B*T, h, w, c]``.
+    Output shape: ``[B*T, ceil(h/s), ceil(w/s), 4F]``.
+    """
+
+    def __init__(
+        self,
+        filters,
+        inter,
+        num_units,
+        dilation,
+        stride,
+        frames,
+        temporal="2plus1d",
+        seed=0,
+        bn_momentum=0.99,
+        bn_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = check_int("filters", filters)
+        self.inter = check_int("inter", inter)
+        self.num_units = check_int("num_units", num_units)
+        self.dilation = check_int("dilation", dilation)
+        self.stride = check_int("stride", stride)
+        self.frames = check_int("frames", frames)
+        if temporal not in TEMPORAL_MODES:
+            raise ValueError(f"`temporal` must be one of {TEMPORAL_MODES}, got {temporal!r}")
+        self.temporal = temporal
+        self.seed = check_seed(seed)
+        self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
+
+        out = 4 * filters
+        bn = {"momentum": self.bn_momentum, "epsilon": self.bn_epsilon}
+        self.shortcut_conv = FixedPaddingConv2D(
+            out, 1, stride, seed=derive_seed(seed, 0), name="unit0_shortcut_conv1x1"
+        )
+        self.shortcut_bn = batch_norm("unit0_shortcut_bn", **bn)
+        # One dict of sublayers per unit (Keras tracks layers inside lists and dicts).
+        self.units = []
+        for i in range(num_units):
+            s = stride if i == 0 else 1
+            k = 1 + 3 * i  # derived-seed slots: k, k+1, k+2 for the unit's three convs
+            if temporal == "2plus1d" and i % 2 == 1:
+                first = TemporalConv(
+                    filters,
+                    3,
+                    frames,
+                    dilation=dilation,
+                    seed=derive_seed(seed, k),
+                    name=f"unit{i}_temporal_conv",
+                )
+            else:
+                first = FixedPaddingConv2D(
+                    filters, 1, 1, seed=derive_seed(seed, k), name=f"unit{i}_conv1x1_in"
+                )
+            if temporal == "3d":
+                middle = Conv3x3x3(
+                    inter,
+                    frames,
+                    dilation=dilation,
+                    strides=s,
+                    seed=derive_seed(seed, k + 1),
+                    name=f"unit{i}_conv3x3x3",
+                )
+            else:
+                middle = FixedPaddingConv2D(
+                    inter, 3, s, seed=derive_seed(seed, k + 1), name=f"unit{i}_conv3x3"
+                )
+            self.units.append(
+                {
+                    "first": first,
+                    "bn1": batch_norm(f"unit{i}_bn1", **bn),
+                    "middle": middle,
+                    "bn2": batch_norm(f"unit{i}_bn2", **bn),
+                    "last": FixedPaddingConv2D(
+                        out, 1, 1, seed=derive_seed(seed, k + 2), name=f"unit{i}_conv1x1_out"
+                    ),
+                    "bn3": batch_norm(f"unit{i}_bn3", zero_gamma=True, **bn),
+                }
+            )
+
+    def build(self, input_shape):
+        shape = static_shape4(input_shape, self.name)
+        self.shortcut_conv.build(shape)
+        self.shortcut_bn.build(self.shortcut_conv.compute_output_shape(shape))
+        for unit in self.units:
+            unit["first"].build(shape)
+            s1 = unit["first"].compute_output_shape(shape)
+            unit["bn1"].build(s1)
+            unit["middle"].build(s1)
+            s2 = unit["middle"].compute_output_shape(s1)
+            unit["bn2"].build(s2)
+            unit["last"].build(s2)
+            shape = unit["last"].compute_output_shape(s2)
+            unit["bn3"].build(shape)
+
+    def call(self, x, training=None):
+        for i, unit in enumerate(self.units):
+            if i == 0:
+                shortcut = self.shortcut_bn(self.shortcut_conv(x), training=training)
+            else:
+                shortcut = x
+            y = ops.relu(unit["bn1"](unit["first"](x), training=training))
+            y = ops.relu(unit["bn2"](unit["middle"](y), training=training))
+            y = unit["bn3"](unit["last"](y), training=training)
+            x = ops.relu(y + shortcut)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = tuple(input_shape)
+        s = self.stride
+        size = [None if d is None else -(-d // s) for d in (h, w)]
+        return (b, *size, 4 * self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            inter=self.inter,
+            num_units=self.num_units,
+            dilation=self.dilation,
+            stride=self.stride,
+            frames=self.frames,
+            temporal=self.temporal,
+            seed=self.seed,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+        )
+        return config

@@ -1,0 +1,287 @@
+"""Convolution building blocks shared by stems, blocks and fusions.
+
+All tensors are folded channels-last ``[B*T, h, w, C]`` (float32, batch dynamic, h and w static).
+Temporal and 3-D convs unfold the time axis internally, so frames of different clips never mix, and
+fold back. No conv has a bias (SEMANTICS.md, "Padding rules").
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+_SEED_RANGE = 2**31  # Keras seeds are 32-bit; keep derived seeds in the non-negative int32 range.
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks and helpers
+# ---------------------------------------------------------------------------------------------
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum`` (bools rejected), else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_seed(seed) -> int:
+    return check_int("seed", seed, minimum=0)
+
+
+def check_bn_args(momentum, epsilon) -> tuple[float, float]:
+    """Validate batch-norm momentum (0 <= m <= 1) and epsilon (> 0)."""
+    if (
+        isinstance(momentum, bool)
+        or not isinstance(momentum, (int, float))
+        or not 0 <= momentum <= 1
+    ):
+        raise ValueError(f"`bn_momentum` must be a number in [0, 1], got {momentum!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+        raise ValueError(f"`bn_epsilon` must be a number > 0, got {epsilon!r}")
+    return float(momentum), float(epsilon)
+
+
+def derive_seed(seed: int, k: int) -> int:
+    """Seed of the k-th initialiser (or sublayer) of a layer built with ``seed``.
+
+    Distinct for k = 0..999 under one seed, deterministic, and inside the 32-bit seed range.
+    """
+    return (seed * 1000 + k) % _SEED_RANGE
+
+
+def static_shape4(shape, layer_name: str) -> tuple:
+    """Check a folded ``[B*T, h, w, C]`` shape with static h, w, C and return it as a tuple."""
+    shape = tuple(shape)
+    if len(shape) != 4 or any(d is None for d in shape[1:]):
+        raise ValueError(
+            f"{layer_name}: expected a folded input [B*T, h, w, C] with static h, w, C, "
+            f"got shape {shape}"
+        )
+    return shape
+
+
+def fixed_padding(kernel_size: int) -> tuple[int, int]:
+    """Zero padding (before, after) of a strided conv: (k-1)//2 before, the rest after."""
+    before = (kernel_size - 1) // 2
+    return before, kernel_size - 1 - before
+
+
+def variance_scaling(seed: int):
+    # Keras defaults: scale 1, fan_in, truncated normal (SEMANTICS.md, "Initialisers").
+    return keras.initializers.VarianceScaling(seed=seed)
+
+
+def batch_norm(name: str, momentum: float = 0.99, epsilon: float = 1e-5, zero_gamma: bool = False):
+    """BatchNormalization over channels (axis -1); gamma starts at 0 when ``zero_gamma``.
+
+    Holds 4 values per channel (gamma, beta trainable; moving mean, moving variance not).
+    """
+    return keras.layers.BatchNormalization(
+        axis=-1,
+        momentum=momentum,
+        epsilon=epsilon,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        beta_initializer="zeros",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        name=name,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="asn")
+class FixedPaddingConv2D(keras.layers.Layer):
+    """k x k 2-D conv, no bias, with the reference's padding rule.
+
+    Stride 1: TF "SAME". Stride s > 1: zero pad ``(k-1)//2`` before and ``k-1-(k-1)//2`` after on h
+    and w, then a VALID conv (output ``ceil(h/s)``); for k = 1 that is no padding, the stride just
+    subsamples from position 0. Kernel initialiser: VarianceScaling defaults.
+
+    Args:
+        filters: output channels F.
+        kernel_size: square kernel size k.
+        strides: spatial stride s.
+        seed: seed of the kernel initialiser.
+
+    Input shape: ``[N, h, w, C]``.
+    Output shape: ``[N, ceil(h/s), ceil(w/s), F]``.
+    Parameters: ``k*k*C*F``.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = check_int("filters", filters)
+        self.kernel_size = check_int("kernel_size", kernel_size)
+        self.strides = check_int("strides", strides)
+        self.seed = check_seed(seed)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                f"{self.name}: the channel axis must be static, got {tuple(input_shape)}"
+            )
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(k, k, channels, self.filters),
+            initializer=variance_scaling(self.seed),
+        )
+
+    def call(self, x):
+        if self.strides == 1:
+            return ops.conv(x, self.kernel, strides=1, padding="same")
+        before, after = fixed_padding(self.kernel_size)
+        if before or after:
+            x = ops.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
+        return ops.conv(x, self.kernel, strides=self.strides, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        s = self.strides
+        size = [None if d is None else -(-d // s) for d in input_shape[1:3]]
+        return (input_shape[0], *size, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, seed=self.seed
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="asn")
+class TemporalConv(keras.layers.Layer):
+    """Convolution over time only: kernel ``(k, 1)`` on the unfolded ``[B, T, h*w, C]``, no bias.
+
+    Stride 1, SAME with zero frames: the effective kernel ``(k-1)*d+1`` is odd, so ``(k-1)*d/2``
+    zero frames on each side. Unfolding first keeps clips apart. Initialiser: VarianceScaling
+    defaults when d == 1; TruncatedNormal(0, sqrt(2 / (k*C))) when d > 1 (the reference's rule).
+
+    Args:
+        filters: output channels F.
+        kernel_size: temporal kernel k (odd; the networks use 3 and 5).
+        frames: T, frames per clip (static).
+        dilation: temporal dilation d >= 1.
+        seed: seed of the kernel initialiser.
+
+    Input shape: folded ``[B*T, h, w, C]``.
+    Output shape: ``[B*T, h, w, F]``.
+    Parameters: ``k*C*F``.
+    """
+
+    def __init__(self, filters, kernel_size, frames, dilation=1, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = check_int("filters", filters)
+        self.kernel_size = check_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"`kernel_size` must be odd (SAME over time), got {kernel_size!r}")
+        self.dilation = check_int("dilation", dilation)
+        self.frames = check_int("frames", frames)
+        self.seed = check_seed(seed)
+
+    def build(self, input_shape):
+        channels = static_shape4(input_shape, self.name)[-1]
+        k = self.kernel_size
+        if self.dilation == 1:
+            init = variance_scaling(self.seed)
+        else:
+            init = keras.initializers.TruncatedNormal(
+                mean=0.0, stddev=math.sqrt(2.0 / (k * channels)), seed=self.seed
+            )
+        self.kernel = self.add_weight(
+            name="kernel", shape=(k, 1, channels, self.filters), initializer=init
+        )
+
+    def call(self, x):
+        _, h, w, channels = x.shape
+        y = ops.reshape(x, (-1, self.frames, h * w, channels))
+        y = ops.conv(y, self.kernel, strides=1, padding="same", dilation_rate=(self.dilation, 1))
+        return ops.reshape(y, (-1, h, w, self.filters))
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:3], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            dilation=self.dilation,
+            frames=self.frames,
+            seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="asn")
+class Conv3x3x3(keras.layers.Layer):
+    """Full 3x3x3 conv (asnc's 3-D block variant), no bias, on the unfolded ``[B, T, h, w, C]``.
+
+    Time: dilation d, stride 1, ``d`` zero frames each side (SAME). Space: stride s with the fixed
+    padding rule (1 before, 1 after for k = 3, which is also SAME when s = 1). Initialiser:
+    VarianceScaling defaults whatever d (like the lite network's 3x3x3 conv).
+
+    TF has no conv with both a dilation > 1 and a stride > 1, so in that case the conv runs with
+    stride 1 and the result is subsampled from position 0: exactly the strided VALID conv.
+
+    Args:
+        filters: output channels F.
+        frames: T, frames per clip (static).
+        dilation: temporal dilation d >= 1.
+        strides: spatial stride s.
+        seed: seed of the kernel initialiser.
+
+    Input shape: folded ``[B*T, h, w, C]``.
+    Output shape: ``[B*T, ceil(h/s), ceil(w/s), F]``.
+    Parameters: ``27*C*F``.
+    """
+
+    def __init__(self, filters, frames, dilation=1, strides=1, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = check_int("filters", filters)
+        self.dilation = check_int("dilation", dilation)
+        self.strides = check_int("strides", strides)
+        self.frames = check_int("frames", frames)
+        self.seed = check_seed(seed)
+
+    def build(self, input_shape):
+        channels = static_shape4(input_shape, self.name)[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(3, 3, 3, channels, self.filters),
+            initializer=variance_scaling(self.seed),
+        )
+
+    def call(self, x):
+        _, h, w, channels = x.shape
+        d, s = self.dilation, self.strides
+        y = ops.reshape(x, (-1, self.frames, h, w, channels))
+        y = ops.pad(y, [[0, 0], [d, d], [1, 1], [1, 1], [0, 0]])
+        if d > 1 and s > 1:
+            y = ops.conv(y, self.kernel, strides=1, padding="valid", dilation_rate=(d, 1, 1))
+            y = y[:, :, ::s, ::s, :]
+        else:
+            y = ops.conv(
+                y, self.kernel, strides=(1, s, s), padding="valid", dilation_rate=(d, 1, 1)
+            )
+        out_h, out_w = -(-h // s), -(-w // s)
+        return ops.reshape(y, (-1, out_h, out_w, self.filters))
+
+    def compute_output_shape(self, input_shape):
+        s = self.strides
+        size = [None if d is None else -(-d // s) for d in tuple(input_shape)[1:3]]
+        return (input_shape[0], *size, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            dilation=self.dilation,
+            strides=self.strides,
+            frames=self.frames,
+            seed=self.seed,
+        )
+        return config

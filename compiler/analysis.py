@@ -1,0 +1,346 @@
+"""Static shape, parameter and FLOP inference. No TensorFlow.
+
+The counts are exact: they equal Keras `count_params()` of the lowered model, layer for
+layer (SEMANTICS.md gives every formula). Batch norm counts four values per channel
+(gamma and beta trainable, moving mean and variance not). FLOPs count two per
+multiply-accumulate of every convolution and dense layer, for one clip (batch 1); the
+Representation Flow layer is estimated per pixel and iteration (FLOW_FLOPS_PER_PIXEL).
+
+Precondition: the network passed `validation.check_structure` (names resolve, no cycle).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import networkx as nx
+
+from ..dsl.ir import INTER_CHANNELS, Block, Network, Stem
+from .graph import build_graph, node_level, stable_topological_order
+
+__all__ = ["NodeStats", "NetworkStats", "analyse", "analyse_graph", "ShapeError",
+           "resize_factor", "peer_candidates", "fusion_target", "stem_width",
+           "FLOW_PARAMS", "LITE_STEM_WIDTH", "LITE_HEAD_WIDTHS"]
+
+FLOW_PARAMS = 16  # fixed difference kernels (14 values) + lambda + tau, all non-trainable
+FLOW_FLOPS_PER_PIXEL = 96  # per iteration, per frame pair: differences, divergence, updates
+LITE_STEM_WIDTH = 24
+LITE_HEAD_WIDTHS = (432, 2048)
+
+
+class ShapeError(ValueError):
+    """A node's inputs cannot be combined; `node` and `message` say which and why."""
+
+    def __init__(self, node: str, message: str, slot: int | None = None):
+        super().__init__(message)
+        self.node, self.message, self.slot = node, message, slot
+
+
+@dataclass
+class Count:
+    trainable: int = 0
+    non_trainable: int = 0
+    flops: int = 0
+
+    def add(self, trainable: int = 0, non_trainable: int = 0, flops: int = 0) -> "Count":
+        self.trainable += trainable
+        self.non_trainable += non_trainable
+        self.flops += flops
+        return self
+
+    def bn(self, channels: int, elements: int = 0) -> "Count":
+        return self.add(2 * channels, 2 * channels)
+
+    def conv(self, kernel_elems: int, c_in: int, c_out: int, out_positions: int) -> "Count":
+        return self.add(kernel_elems * c_in * c_out, 0, 2 * kernel_elems * c_in * c_out *
+                        out_positions)
+
+    def dense(self, c_in: int, c_out: int, applications: int) -> "Count":
+        return self.add(c_in * c_out + c_out, 0, 2 * c_in * c_out * applications)
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+@dataclass
+class NodeStats:
+    name: str
+    kind: str  # "stem" | "block" | "flow_layer" | "head"
+    shape: tuple[int, int, int, int]  # (T, H, W, C); heads: (classes,) padded as (1, 1, 1, K)
+    trainable: int
+    non_trainable: int
+    flops: int
+    breakdown: dict[str, int] = field(default_factory=dict)  # params per part
+    type: str = ""  # stem type or block module
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["params"] = self.params
+        return d
+
+
+@dataclass
+class NetworkStats:
+    network: str
+    nodes: list[NodeStats]
+    frames: int
+    size: tuple[int, int]
+    classes: int
+
+    @property
+    def trainable(self) -> int:
+        return sum(n.trainable for n in self.nodes)
+
+    @property
+    def non_trainable(self) -> int:
+        return sum(n.non_trainable for n in self.nodes)
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    @property
+    def flops(self) -> int:
+        return sum(n.flops for n in self.nodes)
+
+    def node(self, name: str) -> NodeStats:
+        return next(n for n in self.nodes if n.name == name)
+
+    def to_json(self) -> dict:
+        return {
+            "network": self.network,
+            "input": {"frames": self.frames, "size": list(self.size), "classes": self.classes},
+            "params": {"total": self.total, "trainable": self.trainable,
+                       "non_trainable": self.non_trainable},
+            "flops": self.flops,
+            "nodes": [n.to_json() for n in self.nodes],
+        }
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def stem_width(net_header, stems: list[Stem]) -> int:
+    if net_header.variant == "lite":
+        return LITE_STEM_WIDTH
+    return 128 // max(1, len(stems))
+
+
+def resize_factor(h: int, h_min: int) -> int:
+    """The max-pool window and stride that brings height h down to h_min (height decides)."""
+    return (h + 1) // h_min
+
+
+def fusion_target(channels: list[int], excluded: list[bool]) -> int | None:
+    """L_c: the widest input that is not excluded (object stems), or None."""
+    widths = [c for c, ex in zip(channels, excluded) if not ex]
+    return max(widths) if widths else None
+
+
+def peer_candidates(g: nx.DiGraph, block: str) -> list[str]:
+    """Every node below the block's level (stems included), by level then declaration index."""
+    level = g.nodes[block]["ir"].level
+    below = [n for n in g.nodes if node_level(g.nodes[n]["ir"]) < level]
+    return sorted(below, key=lambda n: (node_level(g.nodes[n]["ir"]), g.nodes[n]["index"]))
+
+
+def _bottleneck(c: Count, c_in: int, filters: int, inter: int, units: int, stride: int,
+                t: int, h: int, w: int, three_d: bool) -> tuple[int, int]:
+    """A (2+1)D (or 3-D) bottleneck block group; returns the output (h, w)."""
+    out_c = 4 * filters
+    ho, wo = _ceil(h, stride), _ceil(w, stride)
+    pos_in, pos_out = t * h * w, t * ho * wo
+    # unit 0's projection shortcut: 1x1, stride s, to 4F
+    c.conv(1, c_in, out_c, pos_out).bn(out_c)
+    for i in range(units):
+        cin = c_in if i == 0 else out_c
+        first_pos = pos_in if i == 0 else pos_out
+        if i % 2 == 1 and not three_d:
+            c.conv(3, cin, filters, first_pos).bn(filters)  # temporal conv, kernel 3
+        else:
+            c.conv(1, cin, filters, first_pos).bn(filters)
+        c.conv(27 if three_d else 9, filters, inter, pos_out).bn(inter)
+        c.conv(1, inter, out_c, pos_out).bn(out_c)
+    return ho, wo
+
+
+def _inverted_bottleneck(c: Count, c_in: int, f: tuple[int, int, int], units: int, stride: int,
+                         t: int, h: int, w: int) -> tuple[int, int]:
+    f0, f1, f2 = f
+    ho, wo = _ceil(h, stride), _ceil(w, stride)
+    pos_in, pos_out = t * h * w, t * ho * wo
+    c.conv(1, c_in, f2, pos_out).bn(f2)  # shortcut, first unit only
+    for i in range(units):
+        cin = c_in if i == 0 else f2
+        s = stride if i == 0 else 1
+        c.conv(1, cin, f0, pos_in if i == 0 else pos_out).bn(f0)
+        if s > 1:
+            c.conv(9, f0, f1, pos_out).bn(f1)
+            c.conv(3, f1, f1, pos_out).bn(f1)
+        else:
+            c.conv(27, f0, f1, pos_out).bn(f1)
+        c.conv(1, f1, f2, pos_out).bn(f2)
+    return ho, wo
+
+
+def _user_module(block: Block, c_in: int, units: int, t: int, h: int, w: int):
+    from .usermodule import static_info  # imports the user's package, never TensorFlow itself
+    return static_info(block, c_in, units, (t, h, w))
+
+
+def analyse(net: Network) -> NetworkStats:
+    return analyse_graph(build_graph(net))
+
+
+def analyse_graph(g: nx.DiGraph) -> NetworkStats:
+    """Per-node shapes, parameters and FLOPs; raises ShapeError where inputs cannot fuse."""
+    hdr = g.graph["network"]
+    T, (H, W), K = hdr.frames, hdr.size, hdr.classes
+    irs = {n: g.nodes[n]["ir"] for n in g.nodes}
+    stems = [ir for ir in irs.values() if isinstance(ir, Stem)]
+    S = stem_width(hdr, stems)
+    units = hdr.units
+    mode = hdr.attention
+    shapes: dict[str, tuple[int, int, int, int]] = {}
+    stats: dict[str, NodeStats] = {}
+    extra: list[NodeStats] = []
+
+    if any(s.type == "flow" for s in stems):
+        extra.append(NodeStats("repflow", "flow_layer", (T, H, W, 2), 0, FLOW_PARAMS,
+                               FLOW_FLOPS_PER_PIXEL * hdr.iterations * max(T - 1, 0) * H * W,
+                               {"fixed": FLOW_PARAMS}, "representation_flow"))
+
+    for name in stable_topological_order(g):
+        ir = irs[name]
+        c = Count()
+        if isinstance(ir, Stem):
+            shape = _stem(c, ir, hdr, S, T, H, W)
+            shapes[name] = shape
+            stats[name] = NodeStats(name, "stem", shape, c.trainable, c.non_trainable, c.flops,
+                                    {"stem": c.total}, ir.type)
+            continue
+        preds = [inp.source for inp in ir.inputs]
+        in_shapes = [shapes[p] for p in preds]
+        breakdown: dict[str, int] = {}
+        # -- connection fusion
+        h_min = min(s[1] for s in in_shapes)
+        w_min = min(s[2] for s in in_shapes)
+        for slot, (p, s) in enumerate(zip(preds, in_shapes)):
+            if (s[1], s[2]) != (h_min, w_min):
+                r = resize_factor(s[1], h_min)
+                got = (_ceil(s[1], r), _ceil(s[2], r))
+                if got != (h_min, w_min):
+                    raise ShapeError(name, f"input `{p}` ({s[1]}x{s[2]}) cannot be max-pooled "
+                                     f"to {h_min}x{w_min}: a window of {r} gives "
+                                     f"{got[0]}x{got[1]}", slot)
+        fc = Count()
+        channels = [s[3] for s in in_shapes]
+        k = len(preds)
+        if mode != "none" and hdr.combine != "concat":
+            _attention(fc, g, name, preds, in_shapes, shapes, mode, T, h_min, w_min)
+        if k == 1:
+            c_in = channels[0]
+        elif hdr.combine == "concat":
+            c_in = sum(channels)
+        else:
+            learn = any(inp.weight is None for inp in ir.inputs)
+            fc.add(k if learn else 0, 0 if learn else k)
+            excluded = [isinstance(irs[p], Stem) and irs[p].type == "object" for p in preds]
+            lc = fusion_target(channels, excluded)
+            if lc is None:
+                raise ShapeError(name, "every input is an object stem: no channel count to "
+                                 "fuse to")
+            for width in dict.fromkeys(channels):  # groups in order of first appearance
+                if width != lc:
+                    fc.conv(1, width, lc, T * h_min * w_min)
+            c_in = lc
+        breakdown["fusion"] = fc.total
+        c.add(fc.trainable, fc.non_trainable, fc.flops)
+        # -- the block itself
+        bc = Count()
+        L = ir.level
+        if ir.module in ("bottleneck", "bottleneck3d"):
+            ho, wo = _bottleneck(bc, c_in, ir.filters, INTER_CHANNELS[L], units[L], ir.stride, T,
+                                 h_min, w_min, ir.module == "bottleneck3d")
+            c_out = 4 * ir.filters
+        elif ir.module == "lite":
+            ho, wo = _inverted_bottleneck(bc, c_in, ir.filters, units[L], ir.stride, T, h_min,
+                                          w_min)
+            c_out = ir.filters[2]
+        else:
+            info = _user_module(ir, c_in, units[L], T, h_min, w_min)
+            ho, wo, c_out = info.height, info.width, info.channels
+            bc.add(info.trainable, info.non_trainable, info.flops)
+        breakdown["block"] = bc.total
+        c.add(bc.trainable, bc.non_trainable, bc.flops)
+        shape = (T, ho, wo, c_out)
+        shapes[name] = shape
+        stats[name] = NodeStats(name, "block", shape, c.trainable, c.non_trainable, c.flops,
+                                breakdown, ir.module)
+
+    heads = g.graph["heads"]
+    if heads:
+        extra.append(_head(hdr, [shapes[h] for h in heads], K, T))
+    ordered = [stats[n] for n in sorted(stats, key=lambda n: g.nodes[n]["index"])]
+    flow = [e for e in extra if e.kind == "flow_layer"]
+    head = [e for e in extra if e.kind == "head"]
+    return NetworkStats(hdr.name, flow + ordered + head, T, (H, W), K)
+
+
+def _stem(c: Count, ir: Stem, hdr, S: int, T: int, H: int, W: int):
+    if ir.type == "object":
+        return (T, _ceil(H, 4), _ceil(W, 4), hdr.object_classes or 0)
+    c_in = 3 if ir.type == "rgb" else 2
+    if hdr.variant == "lite":
+        h, w = _ceil(H, 2), _ceil(W, 2)
+        c.conv(9, c_in, S, T * h * w).bn(S)
+        c.conv(3, S, S, T * h * w).bn(S)
+        return (T, h, w, S)
+    h, w = _ceil(H, 2), _ceil(W, 2)
+    c.conv(49, c_in, S, T * h * w).bn(S)
+    if ir.type == "rgb":
+        c.conv(5, S, S, T * h * w).bn(S)
+    return (T, _ceil(h, 2), _ceil(w, 2), S)
+
+
+def _attention(fc: Count, g, name, preds, in_shapes, shapes, mode, T, h, w) -> None:
+    """Self- or peer-attention on every connection of the block (AssembleNet++)."""
+    if mode == "self":
+        for s in in_shapes:
+            fc.dense(s[3], s[3], T)
+        return
+    below = peer_candidates(g, name)
+    P = max(shapes[n][3] for n in below)
+    for n in below:
+        fc.dense(shapes[n][3], P, T)  # candidate projection, fresh per block
+    for s in in_shapes:
+        fc.add(len(below))  # the softmax logits z, one per candidate
+        fc.dense(P, s[3], T)
+
+
+def _head(hdr, head_shapes: list, K: int, T: int) -> NodeStats:
+    c = Count()
+    C = head_shapes[0][3]
+    per_frame = hdr.head_pool == "max"
+    if hdr.variant == "lite":
+        _, h, w, _ = head_shapes[0]
+        a, b = LITE_HEAD_WIDTHS
+        c.conv(1, C, a, T * h * w).bn(a)
+        c.conv(1, a, b, T * h * w).bn(b)
+        c.dense(b, K, T if per_frame else 1)
+        width = b
+    else:
+        c.dense(C, K, T if per_frame else 1)
+        width = C
+    return NodeStats("head", "head", (1, 1, 1, K), c.trainable, c.non_trainable, c.flops,
+                     {"head": c.total, "features": width}, hdr.variant)
+
+

@@ -1,0 +1,76 @@
+"""IR -> networkx DAG.
+
+Nodes are keyed by name and carry `ir` (the Stem/Block) and `index` (declaration
+order). An edge `src -> dst` carries `slot` (its position among dst's inputs) and
+`weight` (after sigmoid, or None: learnable). Precondition: names are unique and every
+input names a declared node (`validation.check_names` reports the rest first).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..dsl.ir import Block, Network, Stem
+
+__all__ = ["build_graph", "stable_topological_order", "to_network", "stem_level", "node_level",
+           "reachable_to_heads", "dataflow_graph"]
+
+# Stems sit below level 0, in the order AssembleNet++ lists peer candidates.
+_STEM_LEVEL = {"object": -3, "flow": -2, "rgb": -1}
+
+
+def stem_level(stem: Stem) -> int:
+    return _STEM_LEVEL[stem.type]
+
+
+def node_level(node: Stem | Block) -> int:
+    return stem_level(node) if isinstance(node, Stem) else node.level
+
+
+def build_graph(net: Network) -> nx.DiGraph:
+    g = nx.DiGraph(network=net.header, heads=net.head_names(), explicit_heads=net.heads)
+    for index, node in enumerate(net.nodes):
+        g.add_node(node.name, ir=node, index=index)
+    for node in net.nodes:
+        if isinstance(node, Block):
+            for slot, inp in enumerate(node.inputs):
+                g.add_edge(inp.source, node.name, slot=slot, weight=inp.weight)
+    return g
+
+
+def stable_topological_order(g: nx.DiGraph) -> list[str]:
+    """Topological order that keeps declaration order wherever the edges allow it."""
+    return list(nx.lexicographical_topological_sort(g, key=lambda n: g.nodes[n]["index"]))
+
+
+def to_network(g: nx.DiGraph) -> Network:
+    """The graph back as IR, in declaration order (used by source-to-source passes)."""
+    nodes = [g.nodes[n]["ir"] for n in sorted(g.nodes, key=lambda n: g.nodes[n]["index"])]
+    return Network(header=g.graph["network"], nodes=nodes, heads=g.graph.get("explicit_heads"))
+
+
+def dataflow_graph(g: nx.DiGraph) -> nx.DiGraph:
+    """`g` plus the edges peer attention adds: in `peer` mode every block reads (through its
+    peer candidates) every node of a lower level."""
+    if g.graph["network"].attention != "peer":
+        return g
+    flow = g.copy()
+    nodes = list(g.nodes)
+    for b in nodes:
+        ir = g.nodes[b]["ir"]
+        if isinstance(ir, Block):
+            for n in nodes:
+                if node_level(g.nodes[n]["ir"]) < ir.level and not flow.has_edge(n, b):
+                    flow.add_edge(n, b, slot=None, weight=None, peer=True)
+    return flow
+
+
+def reachable_to_heads(g: nx.DiGraph) -> set[str]:
+    """Every node from which some head can be reached (heads included), peer edges counted."""
+    flow = dataflow_graph(g)
+    keep: set[str] = set()
+    for head in g.graph["heads"]:
+        if head in flow:
+            keep.add(head)
+            keep |= nx.ancestors(flow, head)
+    return keep

@@ -1,0 +1,235 @@
+"""Semantic checks over the IR and its DAG. Every problem becomes one diagnostic.
+
+Order matters only to avoid cascades: names first (an unknown name would make every
+later check noisy), then the graph (cycles), then values, then shapes and widths.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import networkx as nx
+
+from ..dsl.diagnostics import Diagnostics, did_you_mean
+from ..dsl.ir import BLOCK_MODULES, Block, Network, Stem
+from .analysis import ShapeError, analyse_graph, peer_candidates
+from .graph import build_graph, reachable_to_heads
+
+__all__ = ["check", "check_names", "MAX_LEVEL", "MAX_STRIDE", "MAX_DILATION"]
+
+MAX_LEVEL = 3
+MAX_STRIDE = 4
+MAX_DILATION = 64
+MAX_FILTERS = 65536
+_USER_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check(net: Network) -> Diagnostics:
+    """All errors and warnings for `net`, in source order where possible."""
+    d = Diagnostics()
+    if not check_names(net, d):
+        return d
+    g = build_graph(net)
+    if not _check_acyclic(g, d):
+        return d
+    _check_values(net, d)
+    _check_network(net, g, d)
+    if d.has_errors:
+        return d
+    _check_shapes(net, g, d)
+    if not d.has_errors:
+        _check_reach(net, g, d)
+    return d
+
+
+def check_names(net: Network, d: Diagnostics) -> bool:
+    seen: dict[str, object] = {}
+    ok = True
+    for node in net.nodes:
+        if node.name in seen:
+            first = seen[node.name]
+            d.error("ASN100", f"`{node.name}` is declared twice", node.where("name"),
+                    notes=[f"first declared at line {first.span.line}"] if getattr(
+                        first, "span", None) else [])
+            ok = False
+        else:
+            seen[node.name] = node
+    for node in net.blocks:
+        for inp in node.inputs:
+            if inp.source not in seen:
+                d.error("ASN101", f"unknown input `{inp.source}` of block `{node.name}`",
+                        inp.where("source"), help=did_you_mean(inp.source, seen))
+                ok = False
+        dup = [s for s in dict.fromkeys(i.source for i in node.inputs)
+               if sum(i.source == s for i in node.inputs) > 1]
+        for s in dup:
+            d.error("ASN101", f"block `{node.name}` reads `{s}` more than once",
+                    node.where("name"), help="list each input once")
+            ok = False
+    for head in net.heads or []:
+        if head not in seen:
+            d.error("ASN101", f"unknown head `{head}`", net.where(f"heads.{head}"),
+                    help=did_you_mean(head, seen))
+            ok = False
+        elif isinstance(seen[head], Stem):
+            d.error("ASN130", f"head `{head}` is a stem; heads must be blocks",
+                    net.where(f"heads.{head}"))
+            ok = False
+    return ok
+
+
+def _check_acyclic(g: nx.DiGraph, d: Diagnostics) -> bool:
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return True
+    names = [u for u, _ in cycle]
+    first = g.nodes[names[0]]["ir"]
+    d.error("ASN102", "connections form a cycle: " + " -> ".join(names + [names[0]]),
+            first.where("name"), help="a block may only read nodes that do not depend on it")
+    return False
+
+
+def _check_values(net: Network, d: Diagnostics) -> None:
+    hdr = net.header
+    for node in net.nodes:
+        if isinstance(node, Stem):
+            if node.type == "object" and hdr.object_classes is None:
+                d.error("ASN140", f"object stem `{node.name}` needs the number of object "
+                        "classes", node.where("type"),
+                        help="add e.g. `objects 151` to the network header")
+            if node.type == "object" and hdr.variant == "lite":
+                d.error("ASN140", "the lite network takes no object stems", node.where("type"))
+            continue
+        if not 0 <= node.level <= MAX_LEVEL:
+            d.error("ASN121", f"level {node.level} of `{node.name}` is out of range 0..3",
+                    node.where("level"))
+        if not 1 <= node.stride <= MAX_STRIDE:
+            d.error("ASN121", f"stride {node.stride} of `{node.name}` is out of range "
+                    f"1..{MAX_STRIDE}", node.where("stride"))
+        if not 1 <= node.dilation <= MAX_DILATION:
+            d.error("ASN121", f"temporal dilation {node.dilation} of `{node.name}` is out of "
+                    f"range 1..{MAX_DILATION}", node.where("dilation"))
+        _check_module(node, d)
+        _check_weights(node, d)
+    if not net.stems:
+        d.error("ASN130", "the network has no stem", hdr.span,
+                help="add e.g. `stem r0 = rgb` to read the video")
+    if hdr.combine == "concat" and hdr.attention != "none":
+        d.error("ASN140", f"attention `{hdr.attention}` needs the `sigmoid` combine method",
+                hdr.where("attention"), help="attention is an AssembleNet++ feature; use "
+                "`combine sigmoid` or `attention none`")
+    if hdr.object_classes is not None and not any(s.type == "object" for s in net.stems):
+        d.warning("ASN140", "`objects` is set but the network has no object stem",
+                  hdr.where("object_classes"))
+    if hdr.frames < 2 and any(s.type == "flow" for s in net.stems):
+        d.error("ASN150", "flow stems need at least 2 frames", hdr.where("frames"))
+
+
+def _check_module(node: Block, d: Diagnostics) -> None:
+    f = node.filters
+    if node.module not in BLOCK_MODULES and not _USER_MODULE.match(node.module):
+        d.error("ASN120", f"unknown block module `{node.module}`", node.where("module"),
+                help=did_you_mean(node.module, BLOCK_MODULES) or
+                "built-in modules are bottleneck, bottleneck3d and lite; a user module is "
+                "named \"package.module:Factory\"")
+        return
+    if node.module == "lite" and isinstance(f, int):
+        d.error("ASN120", f"the lite module needs three filter widths [expand, middle, out], "
+                f"got `{f}`", node.where("filters"))
+    elif node.module in ("bottleneck", "bottleneck3d") and not isinstance(f, int):
+        d.error("ASN120", f"module `{node.module}` takes one filter count, got "
+                f"`{list(f)}`", node.where("filters"),
+                help="three widths are for the lite module: write `lite(...)`")
+    widths = [f] if isinstance(f, int) else list(f)
+    if any(not 1 <= x <= MAX_FILTERS for x in widths):
+        d.error("ASN121", f"filters of `{node.name}` must be between 1 and {MAX_FILTERS}",
+                node.where("filters"))
+
+
+def _check_weights(node: Block, d: Diagnostics) -> None:
+    given = [i for i in node.inputs if i.weight is not None]
+    if len(node.inputs) == 1 and given:
+        d.error("ASN110", f"block `{node.name}` has one input; a single input takes no "
+                "connection weight", given[0].where("weight"), help="remove the `@` weight")
+        return
+    if given and len(given) != len(node.inputs):
+        missing = next(i for i in node.inputs if i.weight is None)
+        d.error("ASN110", f"block `{node.name}` gives weights for {len(given)} of its "
+                f"{len(node.inputs)} inputs", missing.where("source"),
+                help="give every input a weight, or none to learn them")
+    for inp in given:
+        w = inp.weight
+        if not math.isfinite(w):
+            d.error("ASN111", f"connection weight of `{inp.source}` is {w}; it must be a "
+                    "finite number in (0, 1)", inp.where("weight"))
+        elif not 0.0 < w < 1.0:
+            d.error("ASN111", f"connection weight {w} of `{inp.source}` is outside (0, 1)",
+                    inp.where("weight"), help="weights are the values after the sigmoid")
+
+
+def _check_network(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
+    hdr = net.header
+    heads = net.head_names()
+    if not heads:
+        d.error("ASN130", "the network has no head: no level-3 block and no `heads`", hdr.span,
+                help="add a level-3 block or a `heads NAME` statement")
+        return
+    if hdr.variant == "lite" and len(heads) > 1:
+        d.error("ASN140", "the lite head reads exactly one node", net.where("heads"),
+                help="list one node in `heads`")
+    if hdr.attention == "peer":
+        for b in net.blocks:
+            if not 0 <= b.level <= MAX_LEVEL:
+                continue
+            below = peer_candidates(g, b.name)
+            late = [n for n in below if nx.has_path(g, b.name, n)]
+            if late:
+                d.error("ASN140", f"peer attention of `{b.name}` needs `{late[0]}` (a lower "
+                        "level) but that node depends on it", b.where("name"),
+                        help="peer candidates are every node of a lower level; a lower level "
+                        "may not read a higher one in peer mode")
+
+
+def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
+    try:
+        stats = analyse_graph(g)
+    except ShapeError as exc:
+        node = g.nodes[exc.node]["ir"]
+        span = node.inputs[exc.slot].where("source") if exc.slot is not None else \
+            node.where("name")
+        d.error("ASN122" if exc.slot is not None else "ASN123",
+                f"block `{exc.node}`: {exc.message}", span,
+                help="inputs are max-pooled to the smallest size with a window of "
+                "(height + 1) // smallest height")
+        return
+    except Exception as exc:  # a user module failed its static description
+        from .usermodule import UserModuleError
+        if not isinstance(exc, UserModuleError):
+            raise
+        node = g.nodes[exc.node]["ir"]
+        d.error("ASN120", exc.message, node.where("module"))
+        return
+    heads = net.head_names()
+    if net.header.variant != "lite":
+        widths = {h: stats.node(h).shape[3] for h in heads}
+        first = heads[0]
+        for h in heads[1:]:
+            if widths[h] != widths[first]:
+                node = g.nodes[h]["ir"]
+                d.error("ASN123", f"head `{h}` has {widths[h]} channels but `{first}` has "
+                        f"{widths[first]}; the classifier averages heads of one width",
+                        node.where("filters"))
+    for n in stats.nodes:
+        if n.kind == "block" and min(n.shape[1:3]) < 1:
+            d.error("ASN150", f"`{n.name}` has no pixels left", g.nodes[n.name]["ir"].span)
+
+
+def _check_reach(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
+    keep = reachable_to_heads(g)
+    for node in net.nodes:
+        if node.name not in keep:
+            d.warning("ASN131", f"`{node.name}` does not reach any head; it is built and "
+                      "counted but cannot change the logits", node.where("name"),
+                      help="`asnc compile -O1` removes it (dead-node elimination)")

@@ -1,0 +1,173 @@
+"""Compiler diagnostics: what went wrong, where, and how to fix it.
+
+A `Diagnostic` holds a severity, a stable code, a message that makes sense on its
+own, a span, and optional help. `render` prints it the way compilers do:
+
+    net.asn:14:9: error: unknown input `b3` [ASN102]
+       14 | block b6 = bottleneck(level=0, filters=32) <- r0, b3
+          |                                                   ^^
+       = help: did you mean `b4`?
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+from .ir import Span
+
+__all__ = ["Diagnostic", "Diagnostics", "DiagnosticError", "Source", "render", "did_you_mean",
+           "to_json", "CODES"]
+
+Severity = Literal["error", "warning", "note"]
+
+# Stable codes with a one-line explanation each (`asnc check --explain CODE`).
+CODES: dict[str, str] = {
+    "ASN001": "the input is not readable text (binary, not UTF-8, empty or too large)",
+    "ASN002": "syntax error: the text does not follow the .asn grammar",
+    "ASN003": "the JSON is malformed or too deeply nested",
+    "ASN004": "the list-format structure is malformed",
+    "ASN010": "a header setting is unknown, repeated or has an invalid value",
+    "ASN011": "a block or stem argument is unknown, repeated or has an invalid value",
+    "ASN012": "a value has the wrong type or is out of range",
+    "ASN100": "two nodes have the same name",
+    "ASN101": "a name is used that is not declared",
+    "ASN102": "the connections form a cycle",
+    "ASN103": "a list-format node reads a node that comes later (forward reference)",
+    "ASN110": "connection weights do not match the inputs",
+    "ASN111": "a connection weight is outside (0, 1), NaN or infinite",
+    "ASN120": "filters do not match the block module",
+    "ASN121": "level, stride or dilation out of range",
+    "ASN122": "the inputs of a block cannot be resized to a common spatial size",
+    "ASN123": "channel counts are incompatible (heads of different widths, no fusion target)",
+    "ASN130": "the network has no stem or no head",
+    "ASN131": "a node does not reach any head",
+    "ASN140": "an option does not apply to this network (object stems, attention, lite)",
+    "ASN150": "the input size is too small or too short for the network",
+}
+
+
+@dataclass
+class Diagnostic:
+    severity: Severity
+    code: str
+    message: str
+    span: Span | None = None
+    help: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+class Diagnostics(list):
+    """A list of diagnostics with helpers to add to it."""
+
+    def error(self, code: str, message: str, span: Span | None = None, help: str | None = None,
+              notes: Iterable[str] = ()) -> None:
+        self.append(Diagnostic("error", code, message, span, help, list(notes)))
+
+    def warning(self, code: str, message: str, span: Span | None = None,
+                help: str | None = None) -> None:
+        self.append(Diagnostic("warning", code, message, span, help))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self)
+
+
+class DiagnosticError(Exception):
+    """Raised by loaders and checkers; carries every diagnostic found, not just the first."""
+
+    def __init__(self, diagnostics: list[Diagnostic], source: "Source | None" = None):
+        self.diagnostics = list(diagnostics)
+        self.source = source
+        first = next((d for d in self.diagnostics if d.is_error), None)
+        super().__init__(first.message if first else "invalid input")
+
+    def render(self) -> str:
+        return "\n".join(render(d, self.source) for d in self.diagnostics)
+
+
+@dataclass
+class Source:
+    """The text a diagnostic points into."""
+
+    path: str
+    text: str
+
+    def line(self, n: int) -> str | None:
+        lines = self.text.splitlines()
+        return lines[n - 1] if 1 <= n <= len(lines) else None
+
+
+def render(d: Diagnostic, source: Source | None) -> str:
+    path = source.path if source else "<input>"
+    if d.span is not None:
+        head = f"{path}:{d.span.line}:{d.span.col}: {d.severity}: {d.message} [{d.code}]"
+    else:
+        head = f"{path}: {d.severity}: {d.message} [{d.code}]"
+    out = [head]
+    text = source.line(d.span.line) if (source and d.span) else None
+    if d.span is not None and text is not None:
+        if len(text) > 200:  # never flood the terminal with a minified line
+            start = max(0, d.span.col - 60)
+            text = text[start:start + 120]
+            col = d.span.col - start
+        else:
+            col = d.span.col
+        width = 1
+        if d.span.end_line == d.span.line and d.span.end_col > d.span.col:
+            width = d.span.end_col - d.span.col
+        width = max(1, min(width, len(text) - col + 1))
+        gutter = f"{d.span.line:>5} | "
+        out.append(gutter + text)
+        out.append(" " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * width)
+    for note in d.notes:
+        out.append(f"      = note: {note}")
+    if d.help:
+        out.append(f"      = help: {d.help}")
+    return "\n".join(out)
+
+
+def to_json(diags: Iterable[Diagnostic], path: str) -> str:
+    return json.dumps([
+        {
+            "file": path,
+            "line": d.span.line if d.span else None,
+            "col": d.span.col if d.span else None,
+            "severity": d.severity,
+            "code": d.code,
+            "message": d.message,
+            **({"help": d.help} if d.help else {}),
+        }
+        for d in diags
+    ], indent=1)
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (names are short, so the quadratic table is fine)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean" help line, or None when nothing is close."""
+    names = list(candidates)
+    if len(names) > 2000:  # keep huge networks fast: fall back to difflib's filter
+        names = difflib.get_close_matches(word, names, n=5, cutoff=0.5)
+    best = min(names, key=lambda n: (_distance(word, n), n), default=None)
+    if best is None:
+        return None
+    limit = max(1, len(word) // 3)
+    if _distance(word, best) <= limit or best.lower() == word.lower():
+        return f"did you mean `{best}`?"
+    return None

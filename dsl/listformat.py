@@ -1,0 +1,307 @@
+"""The official AssembleNet list format <-> IR.
+
+A structure is a list of nodes; a node's index is its name there.
+  stem:  [stem_type, temporal_dilation]          (-1 RGB, -2 flow, -3 object)
+  block: [level, [inputs], filters, dilation, stride(, 0)]
+Weights: per node `[]` or `[[w_0, ..., w_k]]` (after sigmoid); an empty or absent whole
+list means "learn them all". A file is a bare structure list or an object with
+`structure`, `weights`, `depth`. asnc writes three more keys that it reads back so the
+round trip is lossless: `names`, `heads` and `network` (the header settings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from .diagnostics import DiagnosticError, Diagnostics, Source
+from .ir import STEM_LIST_CODES, Block, Header, Input, Network, Span, Stem
+from .jsonpos import JSONPosError, load_with_positions
+from .pyerrors import pydantic_diagnostics
+
+__all__ = ["load_list", "to_list", "is_list_format", "default_name"]
+
+_CODE_TO_STEM = {v: k for k, v in STEM_LIST_CODES.items()}
+_PREFIX = {"rgb": "r", "flow": "f", "object": "o"}
+
+
+def default_name(index: int, node: list) -> str:
+    """Names given to list-format nodes: r0/f2/o4 for stems, b5 for blocks (the index)."""
+    if isinstance(node, list) and len(node) == 2 and _is_int(node[0]) and node[0] in _CODE_TO_STEM:
+        return f"{_PREFIX[_CODE_TO_STEM[node[0]]]}{index}"
+    return f"b{index}"
+
+
+def is_list_format(data: Any) -> bool:
+    return isinstance(data, list) or (isinstance(data, dict) and "structure" in data)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class _ListReader:
+    def __init__(self, positions: dict[tuple, tuple[int, int]], diags: Diagnostics):
+        self.positions = positions
+        self.diags = diags
+
+    def at(self, path: tuple) -> Span | None:
+        while path not in self.positions and path:
+            path = path[:-1]
+        if path not in self.positions:
+            return None
+        line, col = self.positions[path]
+        return Span(line=line, col=col, end_line=line, end_col=col + 1)
+
+    def error(self, code: str, message: str, path: tuple, help: str | None = None) -> None:
+        self.diags.error(code, message, self.at(path), help=help)
+
+    def read(self, data: Any, name: str) -> Network | None:
+        root: tuple = ()
+        if isinstance(data, dict):
+            unknown = set(data) - {"structure", "weights", "depth", "names", "heads", "network",
+                                   "source", "_format"}
+            for k in sorted(unknown):
+                self.error("ASN004", f"unknown key `{k}` in a list-format file", (k,),
+                           help="keys are: structure, weights, depth (and names, heads, network)")
+            structure = data.get("structure")
+            weights = data.get("weights")
+            depth = data.get("depth", 50)
+            names = data.get("names")
+            heads = data.get("heads")
+            settings = data.get("network") or {}
+            root = ("structure",)
+        else:
+            structure, weights, depth, names, heads, settings = data, None, 50, None, None, {}
+        if not isinstance(structure, list) or not structure:
+            self.error("ASN004", "`structure` must be a non-empty list of nodes", root)
+            return None
+        if names is not None and (not isinstance(names, list) or len(names) != len(structure)
+                                  or not all(isinstance(n, str) for n in names)):
+            self.error("ASN004", "`names` must list one name per structure node", ("names",))
+            names = None
+        if isinstance(depth, list):
+            depth = tuple(depth)
+        if not isinstance(settings, dict):
+            self.error("ASN004", "`network` must be an object of header settings", ("network",))
+            settings = {}
+        header = self._header({"name": name, **settings, "depth": depth})
+        if names is None:
+            names = [default_name(i, node) for i, node in enumerate(structure)]
+        nodes = []
+        for i, node in enumerate(structure):
+            nodes.append(self._node(i, node, root + (i,), names))
+        if weights is not None:
+            self._weights(weights, nodes, ("weights",) if isinstance(data, dict) else ())
+        if heads is not None:
+            if not isinstance(heads, list) or not all(isinstance(h, str) for h in heads):
+                self.error("ASN004", "`heads` must be a list of node names", ("heads",))
+                heads = None
+        if self.diags.has_errors or header is None:
+            return None
+        net = Network(header=header, nodes=[n for n in nodes if n is not None], heads=heads)
+        return net
+
+    def _header(self, fields: dict) -> Header | None:
+        try:
+            return Header(**fields)
+        except ValidationError as exc:
+            def locate(loc: tuple) -> Span | None:
+                if loc and loc[0] == "depth":
+                    return self.at(("depth",))
+                return self.at(("network",) + tuple(loc[:1]))
+            pydantic_diagnostics(exc, self.diags, locate, "ASN010")
+            return None
+        except TypeError as exc:
+            self.error("ASN010", f"invalid header settings: {exc}", ("network",))
+            return None
+
+    def _node(self, i: int, node: Any, path: tuple, names: list | None):
+        if not isinstance(node, list) or not node:
+            self.error("ASN004", f"node {i} must be a list, got `{_short(node)}`", path)
+            return None
+        name = names[i]
+        if len(node) == 2:
+            code, dil = node
+            if not _is_int(code) or code not in _CODE_TO_STEM:
+                self.error("ASN004", f"node {i}: stem type must be -1 (RGB), -2 (flow) or "
+                           f"-3 (object), got `{_short(code)}`", path + (0,))
+                return None
+            if not _is_int(dil):
+                self.error("ASN004", f"node {i}: temporal dilation must be an integer, got "
+                           f"`{_short(dil)}`", path + (1,))
+                return None
+            stem = Stem(name=name, type=_CODE_TO_STEM[code], dilation=dil)
+            stem.span = self.at(path)
+            stem.attr_spans = {"dilation": self.at(path + (1,))}
+            return stem
+        if len(node) not in (5, 6):
+            self.error("ASN004", f"node {i} must be [stem_type, dilation] or [level, [inputs], "
+                       f"filters, dilation, stride], got {len(node)} items", path)
+            return None
+        level, inputs, filters, dil, stride = node[:5]
+        ok = True
+        for k, (v, what) in enumerate([(level, "level"), (dil, "temporal dilation"),
+                                       (stride, "spatial stride")]):
+            if not _is_int(v):
+                idx = (0, 3, 4)[k]
+                self.error("ASN004", f"node {i}: {what} must be an integer, got `{_short(v)}`",
+                           path + (idx,))
+                ok = False
+        if not isinstance(inputs, list) or not inputs or not all(_is_int(x) for x in inputs):
+            self.error("ASN004", f"node {i}: inputs must be a non-empty list of node indexes, "
+                       f"got `{_short(inputs)}`", path + (1,))
+            ok = False
+        else:
+            for k, src in enumerate(inputs):
+                if src >= i or src < 0:
+                    what = "itself" if src == i else (f"node {src}, which comes later" if src > i
+                                                      else f"node {src}")
+                    self.error("ASN103" if src >= i else "ASN101",
+                               f"node {i} reads {what}; inputs must be earlier nodes",
+                               path + (1, k),
+                               help="list-format nodes may only read nodes with smaller indexes")
+                    ok = False
+        if _is_int(filters):
+            pass
+        elif isinstance(filters, list) and len(filters) == 3 and all(_is_int(f) for f in filters):
+            filters = tuple(filters)
+        else:
+            self.error("ASN120", f"node {i}: filters must be an integer or three integers, got "
+                       f"`{_short(filters)}`", path + (2,))
+            ok = False
+        if len(node) == 6 and node[5] != 0:
+            self.error("ASN004", f"node {i}: the sixth item is padding and must be 0, got "
+                       f"`{_short(node[5])}`", path + (5,))
+            ok = False
+        if not ok:
+            return None
+        src_names = [names[s] for s in inputs]
+        block = Block(name=name, level=level, filters=filters, dilation=dil, stride=stride,
+                      inputs=[Input(source=s) for s in src_names])
+        block.span = self.at(path)
+        block.attr_spans = {k: self.at(path + (j,)) for j, k in
+                            enumerate(("level", "inputs", "filters", "dilation", "stride"))}
+        for k, inp in enumerate(block.inputs):
+            inp.span = self.at(path + (1, k))
+            inp.attr_spans = {"source": inp.span}
+        return block
+
+    def _weights(self, weights: Any, nodes: list, path: tuple) -> None:
+        if not isinstance(weights, list):
+            self.error("ASN110", "`weights` must be a list (one entry per node)", path)
+            return
+        if not weights:  # "learn them all"
+            return
+        if len(weights) != len(nodes):
+            self.error("ASN110", f"`weights` has {len(weights)} entries but the structure has "
+                       f"{len(nodes)} nodes", path)
+            return
+        for i, (entry, node) in enumerate(zip(weights, nodes)):
+            p = path + (i,)
+            if node is None:
+                continue
+            if entry == []:
+                continue
+            if not (isinstance(entry, list) and len(entry) == 1 and isinstance(entry[0], list)):
+                self.error("ASN110", f"weights of node {i} must be [] or [[w_0, ..., w_k]], got "
+                           f"`{_short(entry)}`", p)
+                continue
+            values = entry[0]
+            if isinstance(node, Stem):
+                self.error("ASN110", f"node {i} is a stem and takes no connection weights", p)
+                continue
+            if len(values) != len(node.inputs):
+                self.error("ASN110", f"node {i} has {len(node.inputs)} inputs but "
+                           f"{len(values)} weights", p)
+                continue
+            for k, (w, inp) in enumerate(zip(values, node.inputs)):
+                if not isinstance(w, (int, float)) or isinstance(w, bool):
+                    self.error("ASN111", f"weight {k} of node {i} must be a number, got "
+                               f"`{_short(w)}`", p + (0, k))
+                    continue
+                inp.weight = float(w)
+                inp.attr_spans["weight"] = self.at(p + (0, k))
+
+
+def _short(v: Any) -> str:
+    text = repr(v) if not isinstance(v, str) else v
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_list(data: Any, positions: dict, source: Source, name: str) -> Network:
+    diags = Diagnostics()
+    net = _ListReader(positions, diags).read(data, name)
+    if diags.has_errors or net is None:
+        raise DiagnosticError(diags, source)
+    return net
+
+
+def load_list_text(text: str, path: str, name: str) -> Network:
+    source = Source(path, text)
+    try:
+        data, positions = load_with_positions(text)
+    except JSONPosError as exc:
+        d = Diagnostics()
+        d.error("ASN003", f"invalid JSON: {exc.message}",
+                Span(line=exc.line, col=exc.col, end_line=exc.line, end_col=exc.col + 1))
+        raise DiagnosticError(d, source) from None
+    return load_list(data, positions, source, name)
+
+
+def to_list(net: Network) -> dict:
+    """The official list format for `net` (plus names/heads/network for a lossless round trip).
+
+    Nodes are written in declaration order when that order already has every input
+    before its reader, otherwise in a stable topological order.
+    """
+    order = _list_order(net)
+    index = {n.name: k for k, n in enumerate(order)}
+    structure: list = []
+    weights: list = []
+    any_weight = False
+    for node in order:
+        if isinstance(node, Stem):
+            structure.append([STEM_LIST_CODES[node.type], node.dilation])
+            weights.append([])
+            continue
+        filters = node.filters if isinstance(node.filters, int) else list(node.filters)
+        structure.append([node.level, [index[i.source] for i in node.inputs], filters,
+                          node.dilation, node.stride, 0])
+        if node.weighted:
+            weights.append([[i.weight for i in node.inputs]])
+            any_weight = True
+        else:
+            weights.append([])
+    defaults = Header(name=net.header.name)
+    settings = {k: v for k, v in net.header.model_dump(mode="json").items()
+                if k not in ("name", "depth") and v != getattr(defaults, k) and
+                not (k == "size" and list(v) == list(defaults.size))}
+    out: dict[str, Any] = {
+        "structure": structure,
+        "weights": weights if any_weight else [],
+        "depth": net.header.depth if isinstance(net.header.depth, int) else list(
+            net.header.depth),
+        "names": [n.name for n in order],
+        "network": {"name": net.header.name, **settings},
+    }
+    if net.heads is not None:
+        out["heads"] = list(net.heads)
+    return out
+
+
+def _list_order(net: Network) -> list:
+    seen: set[str] = set()
+    ok = True
+    for n in net.nodes:
+        if isinstance(n, Block) and any(i.source not in seen for i in n.inputs):
+            ok = False
+            break
+        seen.add(n.name)
+    if ok:
+        return list(net.nodes)
+    from ..compiler.graph import build_graph, stable_topological_order  # local: avoid a cycle
+    g = build_graph(net)
+    return [g.nodes[name]["ir"] for name in stable_topological_order(g)]
+
