@@ -1,0 +1,221 @@
+"""Tests for the Representation Flow layer (SEMANTICS.md, "Representation Flow layer")."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tensorflow as tf
+import tf2onnx
+
+from asn.backends.tensorflow.repflow import RepresentationFlow
+
+THETA = 0.3 + 1e-12
+LAMBDA, TAU, EPS = 0.15, 0.25, 1e-12
+
+
+# --- independent NumPy reference, written from the spec's formulas (2-D images, one pair at a time)
+def _grad_x(a):
+    p = np.pad(a, ((0, 0), (1, 1)))  # [-0.5, 0, 0.5], zero border
+    return 0.5 * p[:, 2:] - 0.5 * p[:, :-2]
+
+
+def _fwd_x(a):
+    return np.pad(a, ((0, 0), (0, 1)))[:, 1:] - a  # last column gives -a
+
+
+def _div_x(p):
+    # p[j] - p[j-1] inside (p[-1] = 0), -p[W-2] in the last column.
+    d = np.empty_like(p)
+    d[:, 0] = p[:, 0]
+    d[:, 1:-1] = p[:, 1:-1] - p[:, :-2]
+    d[:, -1] = -p[:, -2]
+    return d
+
+
+def _t(f):
+    """Apply a column-wise (x) operator along rows (y) by transposing."""
+    return lambda a: f(a.T).T
+
+
+_grad_y, _fwd_y, _div_y = _t(_grad_x), _t(_fwd_x), _t(_div_x)
+
+
+def tvl1_pair(i1, i2, iterations):
+    lt, tt = LAMBDA * THETA, TAU / THETA
+    gx, gy = _grad_x(i2), _grad_y(i2)
+    g = gx**2 + gy**2 + EPS
+    u1, u2, p11, p12, p21, p22 = (np.zeros_like(i1) for _ in range(6))
+    for _ in range(iterations):
+        rho = (i2 - i1) + gx * u1 + gy * u2 + EPS
+        d1, d2 = np.zeros_like(i1), np.zeros_like(i1)
+        for (r, c), value in np.ndenumerate(rho):
+            if value < -lt * g[r, c]:
+                d1[r, c], d2[r, c] = lt * gx[r, c], lt * gy[r, c]
+            elif value > lt * g[r, c]:
+                d1[r, c], d2[r, c] = -lt * gx[r, c], -lt * gy[r, c]
+            elif g[r, c] > EPS:
+                d1[r, c], d2[r, c] = -value / g[r, c] * gx[r, c], -value / g[r, c] * gy[r, c]
+        u1 = u1 + d1 + THETA * (_div_x(p11) + _div_y(p12))
+        u2 = u2 + d2 + THETA * (_div_x(p21) + _div_y(p22))
+        for u, (pa1, pa2) in ((u1, (p11, p12)), (u2, (p21, p22))):
+            ux, uy = _fwd_x(u), _fwd_y(u)
+            den = 1 + tt * np.sqrt(ux**2 + uy**2 + EPS)
+            pa1[...] = (pa1 + tt * ux) / den
+            pa2[...] = (pa2 + tt * uy) / den
+    return np.stack([u1, u2], axis=-1)
+
+
+def reference_flow(video, frames, iterations):
+    """video [B*T, H, W, C] -> [B*T, H, W, 2], following the spec step by step."""
+    grey = video.mean(axis=-1)
+    mx, mn = grey.max(), grey.min()
+    if mx != mn:
+        grey = 255 * (grey - mn) / (mx - mn)
+    out = []
+    for clip in grey.reshape(-1, frames, *grey.shape[1:]):
+        flows = [tvl1_pair(clip[t], clip[t + 1], iterations) for t in range(frames - 1)]
+        out.extend(flows + [flows[-1]])
+    return np.stack(out)
+
+
+def _video(seed, clips=2, frames=3, h=12, w=10, c=3):
+    rng = np.random.default_rng(seed)
+    # Smooth-ish content moving by a pixel, plus noise: exercises all three step branches.
+    base = rng.random((clips, 1, h + frames, w + frames, c))
+    video = np.concatenate([base[:, :, t : t + h, t : t + w] for t in range(frames)], axis=1)
+    video = video + 0.1 * rng.standard_normal(video.shape)
+    return video.reshape(clips * frames, h, w, c).astype(np.float32)
+
+
+def _scale_err(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1.0)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("iterations", [1, 5])
+def test_matches_numpy_reference(fused, iterations):
+    video = _video(seed=iterations)
+    out = RepresentationFlow(3, iterations=iterations, fused=fused)(video).numpy()
+    ref = reference_flow(video.astype(np.float64), 3, iterations)
+    assert out.shape == ref.shape == (6, 12, 10, 2)
+    assert np.abs(ref).max() > 0.1  # the check is not vacuous
+    assert _scale_err(out, ref) < 1e-4
+
+
+def test_fused_equals_unfused():
+    video = _video(seed=7, clips=1, frames=4, h=16, w=16)
+    a = RepresentationFlow(4, iterations=10, fused=False)(video).numpy()
+    b = RepresentationFlow(4, iterations=10, fused=True)(video).numpy()
+    assert _scale_err(b, a) < 1e-5
+
+
+def test_weights_and_shapes():
+    for fused in (False, True):
+        layer = RepresentationFlow(3, iterations=2, fused=fused)
+        x = _video(seed=0)
+        y = layer(x)
+        assert layer.count_params() == 16
+        assert not layer.trainable_weights
+        assert sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights) == 16
+        assert tuple(y.shape) == layer.compute_output_shape(x.shape) == (6, 12, 10, 2)
+        # Symbolic batch stays dynamic.
+        sym = RepresentationFlow(3, iterations=1, fused=fused)
+        assert sym.compute_output_shape((None, 12, 10, 3)) == (None, 12, 10, 2)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_functional_model_and_finite_gradient(fused):
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), RepresentationFlow(2, 3, fused=fused)])
+    assert model.output_shape == (None, 8, 8, 2) and model.count_params() == 16
+    for video in (tf.constant(_video(1, 2, 2, 8, 8)), tf.zeros((2, 8, 8, 3))):  # also max == min
+        with tf.GradientTape() as tape:
+            tape.watch(video)
+            loss = tf.reduce_sum(model(video) ** 2)
+        assert np.isfinite(tape.gradient(loss, video).numpy()).all()
+
+
+def test_get_config_roundtrip():
+    layer = RepresentationFlow(5, iterations=7, fused=True, name="flow")
+    clone = RepresentationFlow.from_config(layer.get_config())
+    assert (clone.frames, clone.iterations, clone.bottleneck, clone.fused) == (5, 7, 1, True)
+    assert clone.name == "flow"
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_constant_video_gives_zero_flow(fused):
+    # max == min, so no normalisation; the zero border gives I2 a gradient at the edges, where the
+    # only residual is rho = 1e-12: the flow is zero up to ~1e-12.
+    video = np.full((4, 8, 8, 3), 0.7, np.float32)
+    out = RepresentationFlow(4, iterations=5, fused=fused)(video).numpy()
+    assert np.abs(out).max() < 1e-9
+    assert np.all(RepresentationFlow(2, iterations=3, fused=fused)(np.zeros((2, 4, 4, 1))) == 0)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_last_frame_repeats_previous_flow(fused):
+    video = _video(seed=3, clips=2, frames=4, h=8, w=8)
+    out = RepresentationFlow(4, iterations=3, fused=fused)(video).numpy().reshape(2, 4, 8, 8, 2)
+    np.testing.assert_array_equal(out[:, 3], out[:, 2])
+    assert not np.array_equal(out[:, 1], out[:, 2])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_one_iteration_by_hand(fused):
+    # One row, three pixels; I1 = [255, 0, 0], I2 = [0, 255, 0] (already 0..255).
+    # I2's x-gradient is [127.5, 0, -127.5], y-gradient 0 (one row), rho = I2 - I1 = [-255, 255, 0].
+    # Pixel 0: |rho| <= lt*g = 0.045 * 127.5^2, so u1 = -(rho/g)*gx = 255*127.5/127.5^2 = 2.
+    # Pixel 1: g = 1e-12, rho > lt*g, step -lt*gx = 0. Pixel 2: rho ~ 1e-12, step ~ 0.
+    video = np.array([[255, 0, 0], [0, 255, 0]], np.float32).reshape(2, 1, 3, 1)
+    out = RepresentationFlow(2, iterations=1, fused=fused)(video).numpy()
+    np.testing.assert_allclose(out[..., 0], [[[2, 0, 0]], [[2, 0, 0]]], atol=1e-6)
+    np.testing.assert_allclose(out[..., 1], 0, atol=1e-6)
+
+
+def _onnx_session(layer, sample_shape):
+    spec = [tf.TensorSpec([None, *sample_shape[1:]], tf.float32, name="video")]
+    fn = tf.function(lambda x: layer(x), input_signature=spec)
+    model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=17)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda video: sess.run(None, {"video": video})[0]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_onnx_parity(fused):
+    # Two iterations: tf2onnx needs about a CPU second per unrolled iteration.
+    video = _video(seed=11, clips=2, frames=3, h=8, w=8)
+    layer = RepresentationFlow(3, iterations=2, fused=fused)
+    run = _onnx_session(layer, video.shape)
+    got, expected = run(video), layer(video).numpy()
+    assert got.shape == expected.shape
+    assert _scale_err(got, expected) < 1e-4
+    # The batch stays dynamic in the exported graph: one clip also runs (min/max then differ).
+    assert _scale_err(run(video[:3]), layer(video[:3]).numpy()) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fused", [False, True])
+def test_onnx_parity_full_size(fused):
+    # The networks' setting: 40 iterations, 8 frames.
+    video = _video(seed=12, clips=1, frames=8, h=32, w=32)
+    layer = RepresentationFlow(8, iterations=40, fused=fused)
+    assert _scale_err(_onnx_session(layer, video.shape)(video), layer(video).numpy()) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"frames": 3, "bottleneck": 2}, "bottleneck"),
+        ({"frames": 3, "iterations": 0}, "iterations"),
+        ({"frames": 1}, "frames"),
+        ({"frames": 3, "iterations": 2.5}, "iterations"),
+    ],
+)
+def test_constructor_errors(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        RepresentationFlow(**kwargs)
+
+
+def test_needs_static_spatial_size():
+    with pytest.raises(ValueError, match="static H and W"):
+        RepresentationFlow(3).build((None, None, 8, 3))
