@@ -11,12 +11,14 @@ Precondition: the network passed `validation.check_structure` (names resolve, no
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import asdict, dataclass, field
 
 import networkx as nx
 
 from ..dsl.ir import INTER_CHANNELS, Block, Network, Stem
+from ..dsl.perf import paused_gc
 from .graph import build_graph, node_level, stable_topological_order
 
 __all__ = ["NodeStats", "NetworkStats", "analyse", "analyse_graph", "ShapeError",
@@ -202,6 +204,11 @@ def analyse(net: Network) -> NetworkStats:
 
 def analyse_graph(g: nx.DiGraph) -> NetworkStats:
     """Per-node shapes, parameters and FLOPs; raises ShapeError where inputs cannot fuse."""
+    with paused_gc():
+        return _analyse_graph(g)
+
+
+def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
     hdr = g.graph["network"]
     T, (H, W), K = hdr.frames, hdr.size, hdr.classes
     irs = {n: g.nodes[n]["ir"] for n in g.nodes}
@@ -212,13 +219,17 @@ def analyse_graph(g: nx.DiGraph) -> NetworkStats:
     shapes: dict[str, tuple[int, int, int, int]] = {}
     stats: dict[str, NodeStats] = {}
     extra: list[NodeStats] = []
+    peer = mode == "peer" and hdr.combine != "concat"
+    # peer attention: per level, (count, sum, max) of the channels of the nodes analysed so far;
+    # the order below analyses every node of a lower level before each block
+    widths_by_level: dict[int, list[int]] = {}
 
     if any(s.type == "flow" for s in stems):
         extra.append(NodeStats("repflow", "flow_layer", (T, H, W, 2), 0, FLOW_PARAMS,
                                FLOW_FLOPS_PER_PIXEL * hdr.iterations * max(T - 1, 0) * H * W,
                                {"fixed": FLOW_PARAMS}, "representation_flow"))
 
-    for name in stable_topological_order(g):
+    for name in (_peer_order(g) if peer else stable_topological_order(g)):
         ir = irs[name]
         c = Count()
         if isinstance(ir, Stem):
@@ -226,6 +237,8 @@ def analyse_graph(g: nx.DiGraph) -> NetworkStats:
             shapes[name] = shape
             stats[name] = NodeStats(name, "stem", shape, c.trainable, c.non_trainable, c.flops,
                                     {"stem": c.total}, ir.type)
+            if peer:
+                _count_width(widths_by_level, node_level(ir), shape[3])
             continue
         preds = [inp.source for inp in ir.inputs]
         in_shapes = [shapes[p] for p in preds]
@@ -245,7 +258,7 @@ def analyse_graph(g: nx.DiGraph) -> NetworkStats:
         channels = [s[3] for s in in_shapes]
         k = len(preds)
         if mode != "none" and hdr.combine != "concat":
-            _attention(fc, g, name, preds, in_shapes, shapes, mode, T, h_min, w_min)
+            _attention(fc, ir.level, in_shapes, widths_by_level, mode, T)
         if k == 1:
             c_in = channels[0]
         elif hdr.combine == "concat":
@@ -283,6 +296,8 @@ def analyse_graph(g: nx.DiGraph) -> NetworkStats:
         c.add(bc.trainable, bc.non_trainable, bc.flops)
         shape = (T, ho, wo, c_out)
         shapes[name] = shape
+        if peer:
+            _count_width(widths_by_level, L, c_out)
         stats[name] = NodeStats(name, "block", shape, c.trainable, c.non_trainable, c.flops,
                                 breakdown, ir.module)
 
@@ -311,19 +326,88 @@ def _stem(c: Count, ir: Stem, hdr, S: int, T: int, H: int, W: int):
     return (T, _ceil(h, 2), _ceil(w, 2), S)
 
 
-def _attention(fc: Count, g, name, preds, in_shapes, shapes, mode, T, h, w) -> None:
-    """Self- or peer-attention on every connection of the block (AssembleNet++)."""
+def _count_width(widths_by_level: dict[int, list[int]], level: int, channels: int) -> None:
+    agg = widths_by_level.setdefault(level, [0, 0, 0])  # count, sum, max
+    agg[0] += 1
+    agg[1] += channels
+    agg[2] = max(agg[2], channels)
+
+
+def _attention(fc: Count, level: int, in_shapes, widths_by_level: dict[int, list[int]],
+               mode: str, T: int) -> None:
+    """Self- or peer-attention on every connection of the block (AssembleNet++).
+
+    Peer: every node of a lower level (`peer_candidates`) is projected to P channels, the
+    widest candidate, by a dense layer fresh per block; each connection then has one logit
+    per candidate and a dense layer from P to its own width. The per-level totals make this
+    O(levels) per block instead of O(nodes).
+    """
     if mode == "self":
         for s in in_shapes:
             fc.dense(s[3], s[3], T)
         return
-    below = peer_candidates(g, name)
-    P = max(shapes[n][3] for n in below)
-    for n in below:
-        fc.dense(shapes[n][3], P, T)  # candidate projection, fresh per block
+    below = [agg for lvl, agg in widths_by_level.items() if lvl < level]
+    count = sum(a[0] for a in below)
+    if not count:
+        return
+    total = sum(a[1] for a in below)
+    P = max(a[2] for a in below)
+    # sum over candidates of dense(c_n, P): c_n * P weights + P biases, 2 c_n P T flops
+    fc.add(P * total + P * count, 0, 2 * total * P * T)
     for s in in_shapes:
-        fc.add(len(below))  # the softmax logits z, one per candidate
+        fc.add(count)  # the softmax logits z, one per candidate
         fc.dense(P, s[3], T)
+
+
+def _peer_order(g: nx.DiGraph) -> list[str]:
+    """A topological order in which, as peer attention needs, every block also comes after
+    every node of a lower level (its peer candidates); among the nodes free to go next, the
+    earliest declared. Raises ShapeError when a lower level depends on a block."""
+    ir = {n: g.nodes[n]["ir"] for n in g}
+    index = {n: g.nodes[n]["index"] for n in g}
+    level = {n: node_level(ir[n]) for n in g}
+    indegree = {n: g.in_degree(n) for n in g}
+    remaining: dict[int, int] = {}
+    for lvl in level.values():
+        remaining[lvl] = remaining.get(lvl, 0) + 1
+    levels = sorted(remaining)
+    li = 0
+    frontier = levels[0] if levels else 0  # every level below it is done
+    ready: list[tuple[int, str]] = []
+    parked: dict[int, list[str]] = {}  # level -> blocks waiting for lower levels
+
+    def offer(n: str) -> None:
+        if isinstance(ir[n], Block) and level[n] > frontier:
+            parked.setdefault(level[n], []).append(n)
+        else:
+            heapq.heappush(ready, (index[n], n))
+
+    for n in g:
+        if indegree[n] == 0:
+            offer(n)
+    order: list[str] = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        remaining[level[n]] -= 1
+        for succ in g.successors(n):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                offer(succ)
+        while li < len(levels) and remaining[levels[li]] == 0:
+            li += 1
+        new = levels[li] if li < len(levels) else math.inf
+        if new > frontier:
+            frontier = new
+            for lvl in sorted(k for k in parked if k <= frontier):
+                for m in parked.pop(lvl):
+                    heapq.heappush(ready, (index[m], m))
+    if len(order) != len(g):
+        placed = set(order)
+        stuck = min((n for n in g if n not in placed), key=lambda n: index[n])
+        raise ShapeError(stuck, "peer attention needs every node of a lower level first, "
+                         "but one of them depends on this block")
+    return order
 
 
 def _head(hdr, head_shapes: list, K: int, T: int) -> NodeStats:

@@ -66,11 +66,31 @@ def dataflow_graph(g: nx.DiGraph) -> nx.DiGraph:
 
 
 def reachable_to_heads(g: nx.DiGraph) -> set[str]:
-    """Every node from which some head can be reached (heads included), peer edges counted."""
-    flow = dataflow_graph(g)
+    """Every node from which some head can be reached (heads included), peer edges counted.
+
+    One backward search from all heads at once, linear in the graph: the peer edges of
+    `dataflow_graph` (every node of a lower level -> each block) are followed without being
+    built, by keeping every node below the highest level of a block reached so far.
+    """
+    peer = g.graph["network"].attention == "peer"
+    by_level = sorted(g.nodes, key=lambda n: node_level(g.nodes[n]["ir"])) if peer else []
+    covered = 0  # by_level[:covered] are kept already
     keep: set[str] = set()
-    for head in g.graph["heads"]:
-        if head in flow:
-            keep.add(head)
-            keep |= nx.ancestors(flow, head)
+    stack = [h for h in g.graph["heads"] if h in g]
+    keep.update(stack)
+    while stack:
+        n = stack.pop()
+        for p in g.predecessors(n):
+            if p not in keep:
+                keep.add(p)
+                stack.append(p)
+        ir = g.nodes[n]["ir"]
+        if peer and isinstance(ir, Block):
+            while covered < len(by_level) and node_level(g.nodes[by_level[covered]]["ir"]) \
+                    < ir.level:
+                m = by_level[covered]
+                covered += 1
+                if m not in keep:
+                    keep.add(m)
+                    stack.append(m)
     return keep

@@ -13,8 +13,9 @@ import networkx as nx
 
 from ..dsl.diagnostics import Diagnostics, did_you_mean
 from ..dsl.ir import BLOCK_MODULES, Block, Network, Stem
-from .analysis import ShapeError, analyse_graph, peer_candidates
-from .graph import build_graph, reachable_to_heads
+from ..dsl.perf import paused_gc
+from .analysis import ShapeError, analyse_graph
+from .graph import build_graph, node_level, reachable_to_heads
 
 __all__ = ["check", "check_names", "MAX_LEVEL", "MAX_STRIDE", "MAX_DILATION"]
 
@@ -27,13 +28,18 @@ _USER_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[
 
 def check(net: Network) -> Diagnostics:
     """All errors and warnings for `net`, in source order where possible."""
+    with paused_gc():
+        return _check(net)
+
+
+def _check(net: Network) -> Diagnostics:
     d = Diagnostics()
-    if not check_names(net, d):
+    names_ok = check_names(net, d)
+    g = build_graph(net) if names_ok else None  # the graph needs every name resolved
+    acyclic = g is not None and _check_acyclic(g, d)
+    _check_values(net, d)  # per node and header: independent of names and edges
+    if not acyclic:
         return d
-    g = build_graph(net)
-    if not _check_acyclic(g, d):
-        return d
-    _check_values(net, d)
     _check_network(net, g, d)
     if d.has_errors:
         return d
@@ -56,6 +62,10 @@ def check_names(net: Network, d: Diagnostics) -> bool:
         else:
             seen[node.name] = node
     for node in net.blocks:
+        if not node.inputs:  # the JSON form can say so; .asn and the list format cannot
+            d.error("ASN011", f"block `{node.name}` has no inputs", node.where("name"),
+                    help="a block reads at least one node")
+            ok = False
         for inp in node.inputs:
             if inp.source not in seen:
                 d.error("ASN101", f"unknown input `{inp.source}` of block `{node.name}`",
@@ -80,6 +90,8 @@ def check_names(net: Network, d: Diagnostics) -> bool:
 
 
 def _check_acyclic(g: nx.DiGraph, d: Diagnostics) -> bool:
+    if nx.is_directed_acyclic_graph(g):  # fast; find_cycle is 50x slower on a big DAG
+        return True
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:
@@ -180,16 +192,32 @@ def _check_network(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
         d.error("ASN140", "the lite head reads exactly one node", net.where("heads"),
                 help="list one node in `heads`")
     if hdr.attention == "peer":
-        for b in net.blocks:
-            if not 0 <= b.level <= MAX_LEVEL:
-                continue
-            below = peer_candidates(g, b.name)
-            late = [n for n in below if nx.has_path(g, b.name, n)]
-            if late:
-                d.error("ASN140", f"peer attention of `{b.name}` needs `{late[0]}` (a lower "
-                        "level) but that node depends on it", b.where("name"),
-                        help="peer candidates are every node of a lower level; a lower level "
-                        "may not read a higher one in peer mode")
+        for b, late in _peer_conflicts(net, g):
+            d.error("ASN140", f"peer attention of `{b.name}` needs `{late}` (a lower "
+                    "level) but that node depends on it", b.where("name"),
+                    help="peer candidates are every node of a lower level; a lower level "
+                    "may not read a higher one in peer mode")
+
+
+def _peer_conflicts(net: Network, g: nx.DiGraph) -> list[tuple[Block, str]]:
+    """Blocks with a peer candidate (a node of a lower level) that depends on them, each with
+    the first such candidate in `peer_candidates` order.
+
+    The lowest level among each node's descendants, one pass in reverse topological order,
+    finds the blocks (linear; a has_path per candidate pair was cubic); only those few are
+    searched for the candidate to name.
+    """
+    level = {n: node_level(g.nodes[n]["ir"]) for n in g}
+    lowest: dict[str, float] = {}  # lowest level among the node's descendants
+    for n in reversed(list(nx.topological_sort(g))):
+        lowest[n] = min((min(level[s], lowest[s]) for s in g.successors(n)), default=math.inf)
+    out = []
+    for b in net.blocks:
+        if not 0 <= b.level <= MAX_LEVEL or lowest[b.name] >= b.level:
+            continue
+        late = [n for n in nx.descendants(g, b.name) if level[n] < b.level]
+        out.append((b, min(late, key=lambda n: (level[n], g.nodes[n]["index"]))))
+    return out
 
 
 def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
@@ -212,8 +240,9 @@ def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
         d.error("ASN120", exc.message, node.where("module"))
         return
     heads = net.head_names()
+    by_name = {n.name: n for n in stats.nodes}
     if net.header.variant != "lite":
-        widths = {h: stats.node(h).shape[3] for h in heads}
+        widths = {h: by_name[h].shape[3] for h in heads}
         first = heads[0]
         for h in heads[1:]:
             if widths[h] != widths[first]:

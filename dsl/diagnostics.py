@@ -98,20 +98,42 @@ class Source:
 
     path: str
     text: str
+    _lines: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def line(self, n: int) -> str | None:
-        lines = self.text.splitlines()
-        return lines[n - 1] if 1 <= n <= len(lines) else None
+        # Lines end at "\n" only, as the parsers count them (str.splitlines also splits at
+        # form feeds, "\x85", "\u2028", ... and would show the wrong line under the caret).
+        # Split once: a big file with many diagnostics must not be split for each.
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        lines = self._lines
+        return lines[n - 1].rstrip("\r") if 1 <= n <= len(lines) else None
+
+
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped, so one message stays
+    one line and never sends a control sequence to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _display(line: str) -> str:
+    # one column per character, so the caret stays under the right one
+    return "".join(c if c.isprintable() else " " for c in line)
 
 
 def render(d: Diagnostic, source: Source | None) -> str:
-    path = source.path if source else "<input>"
+    path = printable(source.path if source else "<input>")
+    message = printable(d.message)
     if d.span is not None:
-        head = f"{path}:{d.span.line}:{d.span.col}: {d.severity}: {d.message} [{d.code}]"
+        head = f"{path}:{d.span.line}:{d.span.col}: {d.severity}: {message} [{d.code}]"
     else:
-        head = f"{path}: {d.severity}: {d.message} [{d.code}]"
+        head = f"{path}: {d.severity}: {message} [{d.code}]"
     out = [head]
     text = source.line(d.span.line) if (source and d.span) else None
+    if text is not None:
+        text = _display(text)
     if d.span is not None and text is not None:
         if len(text) > 200:  # never flood the terminal with a minified line
             start = max(0, d.span.col - 60)
@@ -127,9 +149,9 @@ def render(d: Diagnostic, source: Source | None) -> str:
         out.append(gutter + text)
         out.append(" " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * width)
     for note in d.notes:
-        out.append(f"      = note: {note}")
+        out.append(f"      = note: {printable(note)}")
     if d.help:
-        out.append(f"      = help: {d.help}")
+        out.append(f"      = help: {printable(d.help)}")
     return "\n".join(out)
 
 
@@ -149,13 +171,18 @@ def to_json(diags: Iterable[Diagnostic], path: str) -> str:
 
 
 def _distance(a: str, b: str) -> int:
-    """Levenshtein distance (names are short, so the quadratic table is fine)."""
+    """Edit distance counting a swap of two neighbours as one edit (optimal string
+    alignment), so `rbg` is one edit from `rgb`. Names are short: the table is fine."""
+    before: list[int] = []
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
         for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
+            d = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                d = min(d, before[j - 2] + 1)
+            cur.append(d)
+        before, prev = prev, cur
     return prev[-1]
 
 

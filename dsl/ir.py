@@ -8,9 +8,11 @@ the same network read from two surface forms compares equal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "Span", "Header", "Stem", "Input", "Block", "Node", "Network",
@@ -38,24 +40,46 @@ STEM_LIST_CODES = {"rgb": -1, "flow": -2, "object": -3}
 BLOCK_MODULES = ("bottleneck", "bottleneck3d", "lite")
 
 
-class Span(BaseModel):
-    """A source region, 1-based, end exclusive on the column."""
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A source region, 1-based, end exclusive on the column.
 
-    model_config = ConfigDict(frozen=True)
+    A plain frozen dataclass, not a pydantic model: the parser makes one for every token it
+    keeps, and pydantic construction cost more than the parse (spans are never validated
+    input; they are excluded from the JSON form).
+    """
+
     line: int
     col: int
     end_line: int
     end_col: int
 
 
+# Source-only fields: set by the loaders after validation, never read from input.
+SOURCE_FIELDS = frozenset({"span", "attr_spans", "comments_before", "comment_after",
+                           "setting_comments", "heads_comments"})
+
+
 class IRModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
-    span: Span | None = Field(default=None, exclude=True, repr=False)
-    attr_spans: dict[str, Span] = Field(default_factory=dict, exclude=True, repr=False)
+    span: SkipJsonSchema[Span | None] = Field(default=None, exclude=True, repr=False)
+    attr_spans: SkipJsonSchema[dict[str, Span]] = Field(default_factory=dict, exclude=True,
+                                                        repr=False)
     # Comments travel with the node they precede (or end the line of), so `fmt` keeps them.
-    comments_before: list[str] = Field(default_factory=list, exclude=True, repr=False)
-    comment_after: str | None = Field(default=None, exclude=True, repr=False)
+    comments_before: SkipJsonSchema[list[str]] = Field(default_factory=list, exclude=True,
+                                                       repr=False)
+    comment_after: SkipJsonSchema[str | None] = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_source_fields(cls, data: object) -> object:
+        # Positions and comments come from the source text; a JSON document that names them
+        # would smuggle arbitrary text into `fmt` output and positions into diagnostics.
+        if isinstance(data, dict) and not SOURCE_FIELDS.isdisjoint(data):
+            given = sorted(k for k in data if k in SOURCE_FIELDS)
+            raise ValueError(f"unknown field `{given[0]}`")
+        return data
 
     def __eq__(self, other: object) -> bool:  # positions never take part in equality
         return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
@@ -89,13 +113,14 @@ class Header(IRModel):
     variant: Literal["standard", "lite"] = "standard"
     flow_iterations: int | None = Field(default=None, ge=1, le=1000)
     # Comments inside the braces, per setting: (comments before it, comment after it).
-    setting_comments: dict[str, tuple[list[str], str | None]] = Field(
+    setting_comments: SkipJsonSchema[dict[str, tuple[list[str], str | None]]] = Field(
         default_factory=dict, exclude=True, repr=False
     )
 
-    @model_validator(mode="after")
-    def _depth_known(self) -> "Header":
-        d = self.depth
+    @field_validator("depth")
+    @classmethod
+    def _depth_known(cls, d: int | tuple[int, int, int, int]) -> int | tuple[int, int, int, int]:
+        # a field validator, so the error points at the depth value, not the whole header
         if isinstance(d, int):
             if d not in NAMED_DEPTHS:
                 names = ", ".join(str(k) for k in NAMED_DEPTHS)
@@ -104,7 +129,7 @@ class Header(IRModel):
                 )
         elif any(u < 1 or u > 1000 for u in d):
             raise ValueError(f"per-level unit counts must be between 1 and 1000, got {list(d)}")
-        return self
+        return d
 
     @property
     def units(self) -> tuple[int, int, int, int]:
@@ -179,7 +204,7 @@ class Network(IRModel):
     header: Header
     nodes: list[Node]
     heads: list[str] | None = None
-    heads_comments: tuple[list[str], str | None] = Field(
+    heads_comments: SkipJsonSchema[tuple[list[str], str | None]] = Field(
         default=([], None), exclude=True, repr=False
     )
 

@@ -36,9 +36,12 @@ def load_json_form(data: dict, positions: dict[tuple, tuple[int, int]], source: 
         diags = Diagnostics()
 
         def locate(loc: tuple) -> Span | None:
-            path = tuple(loc)
-            while path and path not in positions:
-                path = path[:-1]
+            # the deepest value on the way that the document has (skips union tags such as
+            # the `stem` in ("nodes", 0, "stem", "type"))
+            path: tuple = ()
+            for part in loc:
+                if path + (part,) in positions:
+                    path += (part,)
             line, col = positions.get(path, (1, 1))
             return Span(line=line, col=col, end_line=line, end_col=col + 1)
 

@@ -35,6 +35,7 @@ class JSONPosError(ValueError):
 
 def _tokens(text: str):
     pos, line, line_start = 0, 1, 0
+    end = (1, 1)  # just after the last token: where "unexpected end of input" points
     n = len(text)
     while pos < n:
         m = _TOKEN.match(text, pos)
@@ -49,8 +50,9 @@ def _tokens(text: str):
                 line_start = pos + chunk.rindex("\n") + 1
         else:
             yield kind, m.group(), line, pos - line_start + 1
+            end = (line, m.end() - line_start + 1)
         pos = m.end()
-    yield "eof", "", line, pos - line_start + 1
+    yield "eof", "", end[0], end[1]
 
 
 def load_with_positions(text: str) -> tuple[Any, dict[tuple, tuple[int, int]]]:
@@ -120,7 +122,11 @@ def load_with_positions(text: str) -> tuple[Any, dict[tuple, tuple[int, int]]]:
         if kind == "string":
             value: Any = json.loads(tok)
         elif kind == "number":
-            value = json.loads(tok)
+            try:
+                value = json.loads(tok)
+            except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+                raise JSONPosError(f"number `{tok[:20]}...` is too long ({len(tok)} "
+                                   "characters)", line, col) from None
         elif kind == "word":
             value = _WORDS[tok]
         else:

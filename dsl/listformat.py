@@ -5,12 +5,15 @@ A structure is a list of nodes; a node's index is its name there.
   block: [level, [inputs], filters, dilation, stride(, 0)]
 Weights: per node `[]` or `[[w_0, ..., w_k]]` (after sigmoid); an empty or absent whole
 list means "learn them all". A file is a bare structure list or an object with
-`structure`, `weights`, `depth`. asnc writes three more keys that it reads back so the
-round trip is lossless: `names`, `heads` and `network` (the header settings).
+`structure`, `weights`, `depth`. asnc writes more keys that it reads back so the round trip
+is lossless: `names`, `heads`, `network` (the header settings) and, when a block's module is
+not the one its filters imply (`bottleneck3d`, a user module), `modules` (per node, null for
+the implied one).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +26,7 @@ from .pyerrors import pydantic_diagnostics
 __all__ = ["load_list", "to_list", "is_list_format", "default_name"]
 
 _CODE_TO_STEM = {v: k for k, v in STEM_LIST_CODES.items()}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PREFIX = {"rgb": "r", "flow": "f", "object": "o"}
 
 
@@ -61,37 +65,56 @@ class _ListReader:
         root: tuple = ()
         if isinstance(data, dict):
             unknown = set(data) - {"structure", "weights", "depth", "names", "heads", "network",
-                                   "source", "_format"}
+                                   "modules", "source", "_format"}
             for k in sorted(unknown):
                 self.error("ASN004", f"unknown key `{k}` in a list-format file", (k,),
-                           help="keys are: structure, weights, depth (and names, heads, network)")
+                           help="keys are: structure, weights, depth (and names, heads, "
+                           "network, modules)")
             structure = data.get("structure")
             weights = data.get("weights")
             depth = data.get("depth", 50)
             names = data.get("names")
             heads = data.get("heads")
             settings = data.get("network") or {}
+            modules = data.get("modules")
             root = ("structure",)
         else:
             structure, weights, depth, names, heads, settings = data, None, 50, None, None, {}
+            modules = None
         if not isinstance(structure, list) or not structure:
             self.error("ASN004", "`structure` must be a non-empty list of nodes", root)
             return None
+        if modules is not None and (not isinstance(modules, list) or len(modules) != len(
+                structure) or not all(m is None or isinstance(m, str) for m in modules)):
+            self.error("ASN004", "`modules` must list one module name (or null) per structure "
+                       "node", ("modules",))
+            modules = None
         if names is not None and (not isinstance(names, list) or len(names) != len(structure)
                                   or not all(isinstance(n, str) for n in names)):
             self.error("ASN004", "`names` must list one name per structure node", ("names",))
             names = None
+        elif names is not None:
+            for k, n in enumerate(names):
+                if not _NAME.match(n):
+                    self.error("ASN004", f"`{_short(n)}` is not a valid node name",
+                               ("names", k), help="a name is a letter or `_` followed by "
+                               "letters, digits and `_`")
+                    names = None
+                    break
         if isinstance(depth, list):
             depth = tuple(depth)
         if not isinstance(settings, dict):
             self.error("ASN004", "`network` must be an object of header settings", ("network",))
             settings = {}
         header = self._header({"name": name, **settings, "depth": depth})
+        if header is not None:
+            header.span = self.at(root)  # "no head", "no stem": point at the structure
         if names is None:
             names = [default_name(i, node) for i, node in enumerate(structure)]
         nodes = []
         for i, node in enumerate(structure):
-            nodes.append(self._node(i, node, root + (i,), names))
+            nodes.append(self._node(i, node, root + (i,), names,
+                                    modules[i] if modules is not None else None))
         if weights is not None:
             self._weights(weights, nodes, ("weights",) if isinstance(data, dict) else ())
         if heads is not None:
@@ -101,6 +124,10 @@ class _ListReader:
         if self.diags.has_errors or header is None:
             return None
         net = Network(header=header, nodes=[n for n in nodes if n is not None], heads=heads)
+        if heads is not None:
+            net.attr_spans["heads"] = self.at(("heads",))
+            for k, h in enumerate(heads):
+                net.attr_spans.setdefault(f"heads.{h}", self.at(("heads", k)))
         return net
 
     def _header(self, fields: dict) -> Header | None:
@@ -117,7 +144,7 @@ class _ListReader:
             self.error("ASN010", f"invalid header settings: {exc}", ("network",))
             return None
 
-    def _node(self, i: int, node: Any, path: tuple, names: list | None):
+    def _node(self, i: int, node: Any, path: tuple, names: list, module: str | None = None):
         if not isinstance(node, list) or not node:
             self.error("ASN004", f"node {i} must be a list, got `{_short(node)}`", path)
             return None
@@ -132,7 +159,10 @@ class _ListReader:
                 self.error("ASN004", f"node {i}: temporal dilation must be an integer, got "
                            f"`{_short(dil)}`", path + (1,))
                 return None
-            stem = Stem(name=name, type=_CODE_TO_STEM[code], dilation=dil)
+            stem = self._make(Stem, path, {"dilation": 1}, name=name,
+                              type=_CODE_TO_STEM[code], dilation=dil)
+            if stem is None:
+                return None
             stem.span = self.at(path)
             stem.attr_spans = {"dilation": self.at(path + (1,))}
             return stem
@@ -178,15 +208,34 @@ class _ListReader:
         if not ok:
             return None
         src_names = [names[s] for s in inputs]
-        block = Block(name=name, level=level, filters=filters, dilation=dil, stride=stride,
-                      inputs=[Input(source=s) for s in src_names])
+        extra = {"module": module} if module is not None else {}
+        block = self._make(Block, path, {"level": 0, "inputs": 1, "filters": 2, "dilation": 3,
+                                         "stride": 4}, name=name, level=level,
+                           filters=filters, dilation=dil, stride=stride,
+                           inputs=[Input(source=s) for s in src_names], **extra)
+        if block is None:
+            return None
         block.span = self.at(path)
         block.attr_spans = {k: self.at(path + (j,)) for j, k in
                             enumerate(("level", "inputs", "filters", "dilation", "stride"))}
+        if module is not None:
+            block.attr_spans["module"] = self.at(("modules", i))
         for k, inp in enumerate(block.inputs):
             inp.span = self.at(path + (1, k))
             inp.attr_spans = {"source": inp.span}
         return block
+
+    def _make(self, cls, path: tuple, items: dict[str, int], **fields):
+        """`cls(**fields)`, or None after reporting each invalid value at its list item."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            def locate(loc: tuple) -> Span | None:
+                if loc and loc[0] in items:
+                    return self.at(path + (items[loc[0]],))
+                return self.at(path)
+            pydantic_diagnostics(exc, self.diags, locate, "ASN004")
+            return None
 
     def _weights(self, weights: Any, nodes: list, path: tuple) -> None:
         if not isinstance(weights, list):
@@ -288,7 +337,16 @@ def to_list(net: Network) -> dict:
     }
     if net.heads is not None:
         out["heads"] = list(net.heads)
+    modules = [n.module if isinstance(n, Block) and n.module != _implied_module(n.filters)
+               else None for n in order]
+    if any(m is not None for m in modules):
+        out["modules"] = modules
     return out
+
+
+def _implied_module(filters) -> str:
+    """The module a list-format node gets from its filters alone."""
+    return "bottleneck" if isinstance(filters, int) else "lite"
 
 
 def _list_order(net: Network) -> list:

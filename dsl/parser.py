@@ -9,19 +9,22 @@ at the first. Syntax errors are classified by example snippets (lark's
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from pydantic import ValidationError
 
 from .diagnostics import Diagnostics, DiagnosticError, Source, did_you_mean
 from .ir import Block, Header, Input, Network, Span, Stem
+from .perf import paused_gc
 from .pyerrors import pydantic_diagnostics
 from .textio import read_text
 
@@ -30,10 +33,25 @@ __all__ = ["parse", "parse_file", "SETTINGS"]
 MAX_SYNTAX_ERRORS = 10
 
 
+# Comments are collected by one permanent lexer callback into the list of the parse in
+# progress (per thread). lark's contextual lexer builds each state's scanner lazily and keeps
+# the callback it saw then, so swapping callbacks per parse would lose comments from the
+# second parse in a process on.
+_comment_sink = threading.local()
+
+
+def _on_comment(tok: Token) -> Token:
+    target = getattr(_comment_sink, "target", None)
+    if target is not None:
+        target.append(tok)
+    return tok
+
+
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     grammar = resources.files(__package__).joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                lexer_callbacks={"COMMENT": _on_comment})
 
 
 # --- syntax errors -----------------------------------------------------------------------
@@ -83,17 +101,32 @@ class _HeaderSetting(lark.exceptions.UnexpectedInput):
     help = "write e.g. `frames 32` or `size 224x224` inside the braces"
 
 
+# Each snippet ends in the mistake. LALR states differ with the stack depth, so a mistake
+# is shown at each depth it occurs at: first or later argument, setting or input, with and
+# without an argument list.
 _SYNTAX_EXAMPLES: dict[type, list[str]] = {
     _MissingEquals: ["stem r0 rgb", "block b1 bottleneck(level=0) <- r0", "stem r0 (dilation=1)"],
-    _MissingComma: ["block b = bottleneck(level=0) <- r0 r1", "block b = x <- r0 @0.5 r1"],
-    _MissingAt: ["block b = bottleneck(level=0) <- r0 0.5", "block b = x <- r0, r1 0.25"],
+    _MissingComma: ["block b = bottleneck(level=0) <- r0 r1", "block b = x <- r0 r1",
+                    "block b = x <- r0 @0.5 r1", "block b = x(level=0) <- r0 @0.5 r1",
+                    "block b = x <- r0, r1 r2", "block b = x(level=0) <- r0, r1 r2",
+                    "block b = x <- r0, r1 @0.5 r2", "block b = x(level=0) <- r0, r1 @0.5 r2"],
+    _MissingAt: ["block b = bottleneck(level=0) <- r0 0.5", "block b = x <- r0 0.5",
+                 "block b = x <- r0, r1 0.25", "block b = x(level=0) <- r0, r1 0.25"],
     _ArgColon: ["stem r0 = rgb(dilation: 4)", "block b = bottleneck(level 0)",
-                "block b = bottleneck(level: 0)", "stem r = rgb(dilation 4)"],
-    _UnclosedHeader: ["network n { depth 50 stem r0 = rgb", "network n { frames 4 block"],
-    _MissingArrow: ["block b = bottleneck(level=0, filters=32) r0"],
-    _EmptyWeight: ["block b = x <- r0 @", "block b = x <- r0 @, r1", "block b = x <- r0 @ @"],
-    _UnclosedArgs: ["block b = bottleneck(level=0 <- r0", "stem r0 = rgb(dilation=4 stem"],
-    _HeaderSetting: ["network n { depth = 50 }", "network n { depth: 50 }"],
+                "block b = bottleneck(level: 0)", "stem r = rgb(dilation 4)",
+                "block b = x(level=0, filters 8)", "block b = x(level=0, filters: 8)"],
+    _UnclosedHeader: ["network n { depth 50 stem r0 = rgb", "network n { frames 4 block",
+                      "network n { stem r0 = rgb", "network n {", "network n { depth 50"],
+    _MissingArrow: ["block b = bottleneck(level=0, filters=32) r0", "block b = x r0"],
+    _EmptyWeight: ["block b = x <- r0 @", "block b = x <- r0 @, r1", "block b = x <- r0 @ @",
+                   "block b = x(level=0) <- r0 @", "block b = x(level=0) <- r0 @, r1",
+                   "block b = x(level=0) <- r0 @ @", "block b = x <- r0, r1 @",
+                   "block b = x <- r0, r1 @, r2", "block b = x(level=0) <- r0, r1 @",
+                   "block b = x(level=0) <- r0, r1 @, r2"],
+    _UnclosedArgs: ["block b = bottleneck(level=0 <- r0", "stem r0 = rgb(dilation=4 stem",
+                    "block b = x(level=0, filters=8 <- r0"],
+    _HeaderSetting: ["network n { depth = 50 }", "network n { depth: 50 }",
+                     "network n { frames 4 depth = 50 }", "network n { frames 4 depth: 50 }"],
 }
 
 
@@ -106,10 +139,69 @@ def _examples() -> dict[type, list[str]]:
             for cls, snippets in _SYNTAX_EXAMPLES.items()}
 
 
-def _syntax_diagnostic(err: lark.exceptions.UnexpectedInput, text: str, diags: Diagnostics) -> None:
-    parser = _lark()
-    cls = err.match_examples(parser.parse, _examples(), use_accepts=True)
+def _state_key(state: Any) -> Any:
+    stack = getattr(state, "state_stack", None)
+    return (len(stack), stack[-1]) if stack else state
+
+
+def _what(err: lark.exceptions.UnexpectedInput) -> tuple[Any, frozenset | None, Any]:
+    """(state, accepted tokens, offending token or character) of a syntax error."""
+    accepts = None
+    if isinstance(err, lark.exceptions.UnexpectedToken) and err.accepts is not None:
+        accepts = frozenset(err.accepts)
+    if isinstance(err, lark.exceptions.UnexpectedCharacters):
+        found: Any = err.char
+    else:
+        found = getattr(err, "token", None)
+    return _state_key(err.state), accepts, found
+
+
+@lru_cache(maxsize=1)
+def _example_errors() -> list[tuple[type, Any, frozenset | None, Any]]:
+    """The error each snippet raises, parsed once: (class, state, accepts, found)."""
+    out = []
+    for cls, snippets in _examples().items():
+        for snippet in snippets:
+            try:
+                _lark().parse(snippet)
+            except lark.exceptions.UnexpectedInput as ut:
+                out.append((cls, *_what(ut)))
+    return out
+
+
+def _classify(err: lark.exceptions.UnexpectedInput) -> type | None:
+    """lark's `match_examples` (same state, same accepted tokens; the same token wins, then
+    a token of the same type, then the first example in that state), with the examples
+    parsed once instead of at every error. An unexpected character matches only an example
+    with that same character: `$` where an input may end is no missing comma."""
+    state, accepts, found = _what(err)
+    by_char = isinstance(err, lark.exceptions.UnexpectedCharacters)
+    candidate, typed = None, False
+    for cls, ex_state, ex_accepts, ex_found in _example_errors():
+        if ex_state != state:
+            continue
+        if accepts is not None and ex_accepts is not None and ex_accepts != accepts:
+            continue
+        if by_char or isinstance(ex_found, str) and not isinstance(ex_found, Token):
+            if ex_found == found:
+                return cls
+            continue
+        if isinstance(found, Token) and isinstance(ex_found, Token):
+            if ex_found == found:
+                return cls
+            if ex_found.type == found.type and not typed:
+                candidate, typed = cls, True
+        if candidate is None:
+            candidate = cls
+    return candidate
+
+
+def _syntax_diagnostic(err: lark.exceptions.UnexpectedInput, text: str, diags: Diagnostics
+                       ) -> type | None:
+    cls = _classify(err)
     line, col = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
+    if line < 1 or col < 1:  # UnexpectedEOF has -1
+        line, col = _end_position(text)
     width = 1
     if isinstance(err, lark.exceptions.UnexpectedToken):
         found = "end of input" if err.token.type == "$END" else f"`{err.token}`"
@@ -132,6 +224,7 @@ def _syntax_diagnostic(err: lark.exceptions.UnexpectedInput, text: str, diags: D
         help = cls.help
     diags.error("ASN002", message, Span(line=line, col=col, end_line=line, end_col=col + width),
                 help=help)
+    return cls
 
 
 _TOKEN_WORDS = {
@@ -153,7 +246,8 @@ def _describe_expected(names: set[str]) -> str:
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.splitlines() or [""]
+    """Just after the last non-blank character (lines end at "\n", as lark counts them)."""
+    lines = text.rstrip().split("\n")
     return len(lines), len(lines[-1]) + 1
 
 
@@ -163,8 +257,8 @@ _STATEMENT = re.compile(r"^[ \t]*(network|stem|block|heads)\b", re.M)
 def _blank_statement(text: str, line: int, col: int) -> str:
     """Blank the statement holding (line, col), keeping positions, so parsing can go on."""
     offsets = [0]
-    for ln in text.splitlines(keepends=True):
-        offsets.append(offsets[-1] + len(ln))
+    for ln in text.split("\n"):  # lark counts lines at "\n" only
+        offsets.append(offsets[-1] + len(ln) + 1)
     pos = offsets[min(line, len(offsets)) - 1] + col - 1
     starts = [m.start(1) for m in _STATEMENT.finditer(text)]
     begin = max([s for s in starts if s <= pos], default=0)
@@ -179,9 +273,9 @@ def _blank_statement(text: str, line: int, col: int) -> str:
 
 def _span(obj: Any) -> Span:
     if isinstance(obj, Token):
-        return Span(line=obj.line, col=obj.column, end_line=obj.end_line or obj.line,
-                    end_col=obj.end_column or obj.column + len(obj))
-    return Span(line=obj.line, col=obj.column, end_line=obj.end_line, end_col=obj.end_column)
+        return Span(obj.line, obj.column, obj.end_line or obj.line,
+                    obj.end_column or obj.column + len(obj))
+    return Span(obj.line, obj.column, obj.end_line, obj.end_column)
 
 
 @dataclass
@@ -193,17 +287,40 @@ class Val:
     span: Span
 
 
-@v_args(meta=True)
 class _ToValues(Transformer):
+    """One method per rule or alias, called as `method(meta, children)`.
+
+    `_call_userfunc` calls them directly: lark's `v_args(meta=True)` builds a wrapper per
+    call and tokens are not visited, which made this pass as slow as the parse itself.
+    """
+
+    __visit_tokens__ = False
+
+    def __init__(self, diags: Diagnostics):
+        super().__init__(visit_tokens=False)
+        self.diags = diags
+
+    def _call_userfunc(self, tree, new_children=None):
+        children = new_children if new_children is not None else tree.children
+        return getattr(self, tree.data)(tree.meta, children)
+
+    def _int(self, text: str, tok: Token) -> int:
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            self.diags.error("ASN012", f"integer `{text[:20]}...` is too long ({len(text)} "
+                             "digits)", _span(tok))
+            return 0
+
     def int(self, meta, c):
-        return Val("int", int(c[0]), _span(c[0]))
+        return Val("int", self._int(str(c[0]), c[0]), _span(c[0]))
 
     def float(self, meta, c):
         return Val("float", float(c[0]), _span(c[0]))
 
     def dims(self, meta, c):
         h, w = str(c[0]).split("x")
-        return Val("dims", (int(h), int(w)), _span(c[0]))
+        return Val("dims", (self._int(h, c[0]), self._int(w, c[0])), _span(c[0]))
 
     def word(self, meta, c):
         return Val("word", str(c[0]), _span(c[0]))
@@ -480,6 +597,11 @@ _KIND_WORDS = {
 
 def parse(text: str, path: str = "<input>") -> Network:
     """Parse `.asn` text into a Network, or raise DiagnosticError with every problem."""
+    with paused_gc():
+        return _parse(text, path)
+
+
+def _parse(text: str, path: str) -> Network:
     source = Source(path, text)
     diags = Diagnostics()
     comments: list[Token] = []
@@ -490,11 +612,13 @@ def parse(text: str, path: str = "<input>") -> Network:
             tree = _parse_with_comments(attempt, comments)
             break
         except lark.exceptions.UnexpectedInput as err:
-            _syntax_diagnostic(err, text, diags)
+            cls = _syntax_diagnostic(err, text, diags)
             line, col = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
             if isinstance(err, lark.exceptions.UnexpectedEOF) or (
                 isinstance(err, lark.exceptions.UnexpectedToken) and err.token.type == "$END"
             ):
+                break
+            if cls is _UnclosedHeader:  # every later statement would read as a setting
                 break
             blanked = _blank_statement(attempt, line, col)
             if blanked == attempt:
@@ -503,7 +627,9 @@ def parse(text: str, path: str = "<input>") -> Network:
             comments.clear()
     if diags.has_errors:
         raise DiagnosticError(diags, source)
-    items = _ToValues().transform(tree)
+    items = _ToValues(diags).transform(tree)
+    if diags.has_errors:
+        raise DiagnosticError(diags, source)
     net = _Builder(diags).build(items)
     if diags.has_errors or net is None:
         raise DiagnosticError(diags, source)
@@ -513,15 +639,12 @@ def parse(text: str, path: str = "<input>") -> Network:
 
 def _parse_with_comments(text: str, comments: list[Token]):
     collected: list[Token] = []
-    parser = _lark()
-    lexer_conf = parser.lexer_conf
-    old = dict(lexer_conf.callbacks)
-    lexer_conf.callbacks["COMMENT"] = collected.append
+    outer = getattr(_comment_sink, "target", None)
+    _comment_sink.target = collected
     try:
-        tree = parser.parse(text)
+        tree = _lark().parse(text)
     finally:
-        lexer_conf.callbacks.clear()
-        lexer_conf.callbacks.update(old)
+        _comment_sink.target = outer
     comments.extend(collected)
     return tree
 
@@ -557,9 +680,15 @@ def _attach_comments(net: Network, comments: list[Token]) -> None:
         target.append(text)
         last_line[id(target)] = line
 
+    # Statements do not overlap, so their start and end lines both ascend: bisect, rather
+    # than scan every statement for every comment.
+    starts = [s.span.line for s in statements]
+    ends = [s.span.end_line for s in statements]
     for tok in comments:
         text, line = str(tok).rstrip(), tok.line
-        owner = next((s for s in statements if s.span.line <= line <= s.span.end_line), None)
+        after = bisect.bisect_right(starts, line)  # statements[after:] start below the line
+        first = bisect.bisect_left(ends, line, 0, after)  # the first one reaching the line
+        owner = statements[first] if first < after else None
         if owner is header:
             on_line = [k for k, sp in settings if sp.line == line and sp.col < tok.column]
             if on_line:
@@ -580,7 +709,7 @@ def _attach_comments(net: Network, comments: list[Token]) -> None:
         if owner is not None:
             put(owner.comments_before, text, line)
             continue
-        nxt = next((s for s in statements if s.span.line > line), None)
+        nxt = statements[after] if after < len(statements) else None
         put(trailing if nxt is None else nxt.comments_before, text, line)
     net.comment_after = "\n".join(trailing) if trailing else None
     if anchor is not None:

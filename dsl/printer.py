@@ -8,11 +8,14 @@ one per line when a statement would pass 100 columns. Comments are kept.
 
 from __future__ import annotations
 
+import re
+
 from .ir import Block, Header, Network, Stem
 
 __all__ = ["format_network", "format_weight"]
 
 WIDTH = 100
+_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a NAME in the grammar: no quotes needed
 _ALWAYS = ("depth", "frames", "size", "classes")
 # IR field -> .asn setting name, in print order.
 _ORDER = [
@@ -67,8 +70,7 @@ def _stem(s: Stem) -> str:
 
 
 def _block(b: Block) -> list[str]:
-    module = b.module if b.module.replace("_", "").isalnum() and b.module[0].isalpha() \
-        else f'"{b.module}"'
+    module = b.module if _BARE.match(b.module) else f'"{b.module}"'
     filters = b.filters if isinstance(b.filters, int) else "[" + ", ".join(
         str(f) for f in b.filters) + "]"
     args = [f"level={b.level}", f"filters={filters}"]

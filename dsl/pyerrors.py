@@ -33,9 +33,17 @@ def pydantic_diagnostics(exc: ValidationError, diags: Diagnostics,
         if key in seen:
             continue
         seen.add(key)
-        field = ".".join(str(names.get(str(p), p)) for p in key if not _is_type_tag(p))
+        # a discriminated union adds the tag after the list index: nodes.0.stem.type
+        parts = [p for k, p in enumerate(key) if not _is_type_tag(p) and not (
+            k > 0 and isinstance(key[k - 1], int) and p in ("stem", "block"))]
+        field = ".".join(str(names.get(str(p), p)) for p in parts)
         value = err.get("input")
-        shown = f" (got `{value}`)" if isinstance(value, (int, float, str)) else ""
+        shown = ""
+        if isinstance(value, (int, float, str)):
+            text = str(value) if not isinstance(value, int) or abs(value) < 10 ** 40 else \
+                f"{str(value)[:20]}... ({len(str(value))} digits)"
+            if text not in err["msg"]:  # our own messages already show the value
+                shown = f" (got `{text if len(text) <= 60 else text[:57] + '...'}`)"
         prefix = f"invalid `{field}`: " if field else ""
         diags.error(code, f"{prefix}{_describe(err)}{shown}", locate(key))
 

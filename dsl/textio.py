@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 
 from .diagnostics import Diagnostic, DiagnosticError, Source
+from .ir import Span
 
 __all__ = ["read_text", "check_text", "MAX_BYTES"]
 
@@ -12,8 +14,10 @@ __all__ = ["read_text", "check_text", "MAX_BYTES"]
 MAX_BYTES = 32 * 1024 * 1024
 
 
-def _fail(path: str, message: str, help: str | None = None) -> DiagnosticError:
-    return DiagnosticError([Diagnostic("error", "ASN001", message, None, help)], Source(path, ""))
+def _fail(path: str, message: str, help: str | None = None, span: Span | None = None,
+          text: str = "") -> DiagnosticError:
+    return DiagnosticError([Diagnostic("error", "ASN001", message, span, help)],
+                           Source(path, text))
 
 
 def read_text(path: str) -> str:
@@ -45,10 +49,19 @@ def check_text(data: bytes | str, path: str = "<input>") -> str:
             raise _fail(path, f"input is too large ({len(data)} bytes)")
         if b"\x00" in data:
             raise _fail(path, "file is binary, not text", "give a .asn, JSON or list-format file")
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        body = data[bom:]
         try:
-            text = data.decode("utf-8-sig")
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _fail(path, f"file is not UTF-8 text (invalid byte at offset {exc.start})") \
+            # point at the bad byte: line and column in the text as far as it decodes
+            before = body[:exc.start].decode("utf-8", errors="replace")
+            line = before.count("\n") + 1
+            col = len(before) - (before.rfind("\n") + 1) + 1
+            shown = body.decode("utf-8", errors="replace")
+            raise _fail(path, f"file is not UTF-8 text (invalid byte 0x{body[exc.start]:02x} at "
+                        f"offset {bom + exc.start})", "save the file as UTF-8",
+                        Span(line=line, col=col, end_line=line, end_col=col + 1), shown) \
                 from None
     if "\x00" in text:
         raise _fail(path, "input contains NUL characters, not text")

@@ -45,13 +45,14 @@ def check(
         out.print(f"{code}: {CODES[code]}")
         return
     text = ""
+    source = None
     try:
         text = read_text(file)
         net = load_text(text, file)
         diags = run_check(net)
     except DiagnosticError as exc:
-        diags = exc.diagnostics
-    source = Source(file, text)
+        diags, source = exc.diagnostics, exc.source
+    source = source or Source(file, text)
     if json_out:
         print(to_json(diags, file))
     else:
@@ -201,7 +202,7 @@ def stats(
     size: Optional[Tuple[int, int]] = SizeOpt,
     classes: Optional[int] = ClassesOpt,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    level: int = typer.Option(0, "-O", help="Optimisation level the numbers are for "
+    level: int = typer.Option(0, "-O", min=0, help="Optimisation level the numbers are for "
                               "(0: as written)."),
 ) -> None:
     """Per-node shapes, parameters and FLOPs, without TensorFlow."""
@@ -288,4 +289,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m asn.cli.main` (the ./asnc launcher) runs this file as `__main__`, but the
+    # command modules add themselves to `asn.cli.main.app`: run that module's `main`.
+    from asn.cli.main import main as _package_main
+
+    sys.exit(_package_main())

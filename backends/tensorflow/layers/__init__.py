@@ -2,9 +2,10 @@
 
 Tensors are folded channels-last ``[B*T, h, w, C]``; every network node is one composite Layer
 named after the node. ``attention`` and ``lite`` live in their own modules (imported by their
-users; the lead wires them here).
+users; they are re-exported here too).
 """
 
+from .attention import PeerAttention, PeerCandidates, SelfAttention
 from .blocks import BottleneckBlock
 from .conv import (
     Conv3x3x3,
@@ -16,6 +17,7 @@ from .conv import (
 )
 from .fusion import ConcatFusion, SigmoidFusion, resize_plan
 from .heads import MultiStreamHead
+from .lite import InvertedBottleneckBlock, LiteHead, LiteStem
 from .stems import FlowStem, ObjectStem, RGBStem
 
 __all__ = [
@@ -24,9 +26,15 @@ __all__ = [
     "Conv3x3x3",
     "FixedPaddingConv2D",
     "FlowStem",
+    "InvertedBottleneckBlock",
+    "LiteHead",
+    "LiteStem",
     "MultiStreamHead",
     "ObjectStem",
+    "PeerAttention",
+    "PeerCandidates",
     "RGBStem",
+    "SelfAttention",
     "SigmoidFusion",
     "TemporalConv",
     "batch_norm",

@@ -1,0 +1,210 @@
+"""`asnc compile`: lower a network to TensorFlow, write a SavedModel and an ONNX model, and
+check that both compute the same logits.
+
+Output directory (written atomically: built next to OUT, then renamed into place):
+
+    OUT/saved_model/   TF SavedModel, signature `serving_default`: video[, object] -> logits
+    OUT/model.onnx     the same function as ONNX (tf2onnx, opset 17 by default)
+    OUT/report.json    stats, passes, parameter counts, parity, artifact sizes, timings
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional, Tuple
+
+import typer
+
+from .common import EXIT_BAD_INPUT, err_console, load_checked, out
+from .main import ClassesOpt, FramesOpt, SizeOpt, app
+
+__all__ = ["compile_cmd"]
+
+PHASES = {"build": "lower to Keras", "weights": "load weights", "savedmodel": "SavedModel",
+          "onnx": "ONNX (tf2onnx)", "verify": "verify TF vs ONNX Runtime"}
+
+
+@app.command("compile")
+def compile_cmd(
+    file: str = typer.Argument(..., help="A network file (.asn, JSON form or list format)."),
+    output: str = typer.Option(..., "-o", "--output", help="Output directory (replaced "
+                               "atomically; an existing one must be an earlier asnc output)."),
+    level: int = typer.Option(1, "-O", min=0, max=2, help="0: as written; 1: exact passes "
+                              "(dead-node elimination); 2: also edge pruning."),
+    frames: Optional[int] = FramesOpt,
+    size: Optional[Tuple[int, int]] = SizeOpt,
+    classes: Optional[int] = ClassesOpt,
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Fixed batch size of "
+                                        "the exported models (default: dynamic)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the weight initialisers (and "
+                             "of the parity check's random input)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Trained weights: a Keras "
+                                          "`.weights.h5` file (model.save_weights) or a "
+                                          "`.keras` file of the same network and size."),
+    formats: str = typer.Option("savedmodel,onnx", "--format", help="Comma-separated: "
+                                "savedmodel, onnx."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the TF vs ONNX Runtime "
+                                   "parity check."),
+) -> None:
+    """Lower to TensorFlow; emit a SavedModel and ONNX; verify they agree."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+    from ..compiler.analysis import analyse
+
+    fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    bad = [f for f in fmts if f not in ("savedmodel", "onnx")]
+    if bad or not fmts:
+        raise typer.BadParameter(f"--format takes savedmodel and/or onnx, got `{formats}`")
+    fmts = list(dict.fromkeys(fmts))
+    if weights is not None and not os.path.isfile(weights):
+        _fail(file, f"weights file `{weights}` does not exist")
+
+    net, _ = load_checked(file, frames, size, classes)
+    net, passes, note = _optimise(net, level)
+    stats = analyse(net)
+
+    from ..backends.tensorflow.export import CompileError, compile_network, max_opset
+    from ..compiler.usermodule import UserModuleError
+
+    top = max_opset()
+    if not 17 <= opset <= top:
+        raise typer.BadParameter(f"--opset must be between 17 and {top}, got {opset}")
+    _quiet_converters()
+    progress = _Progress()
+    try:
+        with progress:
+            result = compile_network(
+                net, output, seed=seed, batch=batch, formats=fmts, opset=opset,
+                do_verify=not no_verify, weights=weights, stats=stats.to_json(),
+                passes=passes, source=file, on_phase=progress.phase)
+    except CompileError as exc:
+        _fail(file, str(exc))
+    except UserModuleError as exc:
+        _fail(file, f"block `{exc.node}`: {exc.message}")
+    if note:
+        err_console.print(note)
+    _summary(result, stats, file)
+
+
+def _optimise(net, level: int):
+    """Run the graph passes of `-O level`: (network, report entry, note or None)."""
+    try:
+        from ..compiler.passes import run_pipeline
+    except ImportError:
+        note = (f"note: -O{level} requested but this build has no pass pipeline; compiled "
+                "as -O0" if level else None)
+        return net, {"level": 0, "requested_level": level, "passes": [],
+                     "backend_passes": [], "backend_passes_applied": []}, note
+    new, reports = run_pipeline(net, level=level)
+    ran = [r.to_json() for r in reports]
+    for r in ran:  # the pass manager's note says the backend applies them; this one does not
+        if r.get("backend"):
+            r["notes"] = ["not applied by the TensorFlow backend (see backend_passes_note)"]
+    backend = list(getattr(reports, "backend_passes", []))
+    info = {"level": level, "passes": ran, "backend_passes": backend,
+            "backend_passes_applied": []}
+    if backend:
+        # The TF backend does not rewrite its graphs for these yet.
+        info["backend_passes_note"] = (
+            f"{', '.join(backend)}: not applied to the exported graphs by this backend; "
+            "ONNX Runtime fuses each convolution with the batch norm's multiply and add "
+            "when it loads model.onnx, and the SavedModel keeps them apart")
+    return new, info, None
+
+
+def _quiet_converters() -> None:
+    import logging
+
+    for name in ("tf2onnx", "tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import tf2onnx
+
+        tf2onnx.logging.set_level(logging.ERROR)
+    except Exception:  # pragma: no cover - logging only
+        pass
+
+
+class _Progress:
+    """One line per phase: a live spinner on a terminal, plain lines otherwise."""
+
+    def __init__(self):
+        self.live = err_console.is_terminal
+        self.tasks: dict[str, int] = {}
+        self.t0: dict[str, float] = {}
+        if self.live:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(finished_text="[green]✓[/]"),
+                                TextColumn("{task.description}"), TimeElapsedColumn(),
+                                console=err_console, transient=False)
+
+    def __enter__(self):
+        if self.live:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.bar.__exit__(*exc)
+        return False
+
+    def phase(self, name: str, event: str) -> None:
+        label = PHASES.get(name, name)
+        if event == "start":
+            self.t0[name] = time.perf_counter()
+            if self.live:
+                self.tasks[name] = self.bar.add_task(label, total=1)
+            return
+        took = time.perf_counter() - self.t0.get(name, time.perf_counter())
+        if self.live:
+            self.bar.update(self.tasks[name], completed=1)
+        else:
+            err_console.print(f"{label}: done ({took:.1f} s)")
+
+
+def _fail(file: str, message: str):
+    err_console.print(f"{file}: error: {message}")
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _summary(result, stats, file: str) -> None:
+    from rich.table import Table
+
+    r = result.report
+    p = r["params"]
+    t = Table(title=f"{r['network']}: {stats.frames} frames at {stats.size[0]}x"
+              f"{stats.size[1]}, {stats.classes} classes -> {result.out}",
+              title_justify="left", show_header=False, box=None, padding=(0, 2))
+    t.add_column(justify="left")
+    t.add_column(justify="left")
+    same = "= asnc stats" if p["count_params"] == stats.total else \
+        f"!= asnc stats {stats.total:,}"
+    t.add_row("parameters", f"{p['count_params']:,} ({p['non_trainable']:,} non-trainable) "
+              f"{same}")
+    t.add_row("FLOPs", f"{stats.flops / 1e9:.2f} GFLOPs per clip")
+    passes = r["passes"]
+    ran = [x["name"] for x in passes.get("passes", []) if not x.get("backend")]
+    skipped = [b for b in passes.get("backend_passes", [])
+               if b not in passes.get("backend_passes_applied", [])]
+    t.add_row("passes", f"-O{passes.get('level', 0)}: " + (", ".join(ran) or "none") +
+              (f" ({', '.join(skipped)}: left to ONNX Runtime)" if skipped else ""))
+    for name, info in r["artifacts"].items():
+        t.add_row(name, _size(info["bytes"]))
+    if r["parity"]:
+        par = r["parity"]
+        t.add_row("parity", f"max |TF - ONNX| = {par['max_abs_diff']:.2e} "
+                  f"(<= {par['tolerance']:g}, batch {par['batch']})")
+    else:
+        t.add_row("parity", "not checked (--no-verify)")
+    t.add_row("time", ", ".join(f"{k} {v:.1f} s" for k, v in r["timings_s"].items()))
+    out.print(t)

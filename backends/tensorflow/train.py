@@ -1,0 +1,490 @@
+"""Training and one-shot connectivity search of a lowered network on a video folder.
+
+`train(net, options, classes, samples)` fits the model of `lower.build_model` on ``DATA/<class>/<video>``
+(`data.make_dataset`), one checkpoint per epoch, and evaluates on the held-out split.
+
+Run directory (``options.out``), everything a later command needs:
+
+* ``net.asn``: the network as trained (classes taken from the data, command-line overrides
+  applied); ``asnc compile RUN/net.asn --weights RUN/final.weights.h5`` rebuilds the model;
+* ``final.weights.h5``: the final weights, written by ``model.save_weights`` from the full model
+  of ``build_model(net)`` (no optimizer state), read back by ``model.load_weights``. Keras keys
+  the file by layer class and position, so it loads into a model built from the same IR:
+  a pass that removes or rewires nodes (dead-node elimination, pruning) changes the layout;
+* ``labels.txt``: the class names, one per line, in label order;
+* ``metrics.json``: configuration, per-epoch history, final evaluation, learned connection
+  weights;
+* ``checkpoints/epoch-NNN.weights.h5`` (same format as ``final.weights.h5``, so any epoch can be
+  compiled too) and ``checkpoints/epoch-NNN.optimizer.npz`` (optimizer state),
+  ``checkpoints/last.json`` (the newest complete epoch) and ``checkpoints/history.json``.
+  The last two epochs are kept.
+
+Connection weights: a block with k >= 2 inputs and no given weights owns a trainable length-k
+variable of logits in its fusion layer; the weight of input i is ``sigmoid(logit_i)``.
+`connection_weights` reads them as Python floats (from the float32 values).
+
+Distribution: ``strategy`` is ``default`` (one device), ``mirrored`` (every GPU, or every logical
+CPU when there is no GPU) or ``multiworker`` (``MultiWorkerMirroredStrategy``, cluster from
+``TF_CONFIG``; only the chief writes the run directory). ``batch`` is the global batch; every
+training batch is whole, and splits evenly across replicas.
+
+The loop is a plain ``strategy.run`` step (Adam, mean cross-entropy over the global batch), not
+``Model.fit``: Keras 3 ``fit`` fails under a multi-worker strategy (it reduces scalar metrics
+over axis 0; tensorflow/tensorflow#72388), and one loop for every strategy is one loop tested.
+Evaluation runs on one device, outside the strategy, over every held-out video.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from ...dsl.ir import Network, Stem
+from ...dsl.loader import load
+from ...dsl.printer import format_network
+from . import data as D
+from .layers import SigmoidFusion
+from .lower import Lowered, lower
+
+__all__ = ["TrainOptions", "TrainResult", "TrainError", "train", "make_strategy", "Evaluator",
+           "connection_weights", "fixed_batch_loss", "STRATEGIES", "FINAL_WEIGHTS",
+           "NETWORK_FILE", "METRICS_FILE", "LABELS_FILE", "CHECKPOINTS"]
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+FINAL_WEIGHTS = "final.weights.h5"
+NETWORK_FILE = "net.asn"
+METRICS_FILE = "metrics.json"
+LABELS_FILE = "labels.txt"
+CHECKPOINTS = "checkpoints"
+_KEEP_CHECKPOINTS = 2
+# Largest float32 below 1 and smallest above 0: a sigmoid that rounds to 0 or 1 in float32
+# still has to print as a valid weight in (0, 1).
+_W_MAX = float(np.nextafter(np.float32(1), np.float32(0)))
+_W_MIN = float(np.nextafter(np.float32(0), np.float32(1)))
+
+
+class TrainError(RuntimeError):
+    """The run cannot start or continue (bad data folder, run directory in the way, ...)."""
+
+
+@dataclass
+class TrainOptions:
+    """Settings of one run; see `asnc train --help` for the meaning of each."""
+
+    data: str
+    out: str
+    epochs: int = 10
+    batch: int = 8
+    lr: float = 1e-3
+    steps: int | None = None  # steps per epoch; default: one pass over the training split
+    val_ratio: float = 0.2
+    val_list: str | None = None
+    seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    strategy: str = "default"
+    cache: bool = False  # keep decoded videos in memory (small datasets)
+    xla: bool = False
+    verbose: int | str = "auto"  # Keras fit verbosity; auto: bar on a terminal, else per epoch
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, "
+                             f"got {self.strategy!r}")
+        for name in ("epochs", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    net: Network  # the network as trained
+    model: keras.Model  # the full model of build_model (logits and features)
+    lowered: Lowered
+    run_dir: Path
+    metrics: dict
+    connections: dict[str, list[float]] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for ``default``, ``mirrored`` or ``multiworker``."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def connection_weights(lowered: Lowered, net: Network) -> dict[str, list[float]]:
+    """``{block: [sigmoid(logit_i) for each input]}`` for every block with a sigmoid fusion.
+
+    Values are the float32 results of ``keras.ops.sigmoid`` (what the model multiplies by) as
+    Python floats, clamped into the open interval (0, 1).
+    """
+    layers = {layer.name: layer for layer in lowered.model.layers}
+    result = {}
+    for block in net.blocks:
+        for lname in lowered.node_layers.get(block.name, []):
+            layer = layers.get(lname)
+            if isinstance(layer, SigmoidFusion):
+                values = ops.convert_to_numpy(ops.sigmoid(layer.edge_logits)).astype(np.float32)
+                result[block.name] = [min(max(float(v), _W_MIN), _W_MAX) for v in values]
+    return result
+
+
+def _logits_model(model: keras.Model) -> keras.Model:
+    """The same layers, only the logits as output (what the loss and metrics see)."""
+    return keras.Model(model.inputs, model.output["logits"], name=f"{model.name}_logits")
+
+
+def fixed_batch_loss(model: keras.Model, video, labels, training: bool = True) -> float:
+    """Mean cross-entropy of ``model`` on one batch (batch-norm in training mode by default,
+    so the value does not depend on how far the moving statistics have come)."""
+    logits = model(video, training=training)["logits"]
+    loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return float(ops.convert_to_numpy(ops.mean(loss)))
+
+
+def _atomic_json(path: Path, value) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_optimizer(optimizer, path: Path) -> None:
+    store: dict = {}
+    optimizer.save_own_variables(store)
+    paths = np.array([v.path for v in optimizer.variables])
+    shapes = np.array([json.dumps(list(v.shape)) for v in optimizer.variables])
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, __paths__=paths, __shapes__=shapes, **store)
+    os.replace(tmp, path)
+
+
+def _load_optimizer(optimizer, path: Path) -> None:
+    # Variable paths carry Keras' per-process name counters, so compare shapes, in order.
+    with np.load(path, allow_pickle=False) as f:
+        saved = [tuple(json.loads(str(s))) for s in f["__shapes__"]]
+        store = {k: f[k] for k in f.files if not k.startswith("__")}
+    shapes = [tuple(v.shape) for v in optimizer.variables]
+    if saved != shapes:
+        raise TrainError(f"optimizer state in {path} does not match the model "
+                         f"({len(saved)} saved variables, {len(shapes)} now)")
+    lr = float(ops.convert_to_numpy(optimizer.learning_rate))
+    optimizer.load_own_variables(store)
+    optimizer.learning_rate = lr  # the command line's learning rate wins over the saved one
+
+
+def _floats(logs: dict | None) -> dict:
+    return {k: float(v) for k, v in (logs or {}).items()}
+
+
+class Evaluator:
+    """Loss and accuracy over a whole dataset, every example counted once.
+
+    Runs the model on one device, outside any distribution: a small validation split's
+    batches need not split evenly across replicas, and evaluation is cheap next to training.
+    """
+
+    def __init__(self, model: keras.Model):
+        @tf.function(reduce_retracing=True)
+        def step(video, labels):
+            logits = model(video, training=False)["logits"]
+            loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            hit = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
+                           tf.cast(labels, tf.int32))
+            return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hit, tf.float32)), tf.size(labels)
+
+        self._step = step
+
+    def __call__(self, ds: tf.data.Dataset) -> dict:
+        loss = hits = 0.0
+        n = 0
+        for video, labels in ds:
+            batch_loss, batch_hits, size = self._step(video, labels)
+            loss += float(batch_loss)
+            hits += float(batch_hits)
+            n += int(size)
+        if n == 0:
+            return {}
+        return {"loss": loss / n, "accuracy": hits / n}
+
+
+class _Checkpointer:
+    """After every epoch: validation, then the checkpoint (weights, optimizer state, history);
+    `last.json` is written last and points at the complete set."""
+
+    def __init__(self, run: Path, full_model, optimizer, lowered, net, history, write: bool,
+                 val_ds=None):
+        self.dir = run / CHECKPOINTS
+        self.full_model, self.opt, self.lowered, self.net = full_model, optimizer, lowered, net
+        self.history = history
+        self.write = write
+        self.val_ds = val_ds
+        self.evaluate = Evaluator(full_model)
+
+    def epoch_end(self, n: int, logs: dict, seconds: float) -> dict:
+        """Record epoch ``n`` (1-based); returns the logs with the validation metrics."""
+        if self.val_ds is not None:
+            logs = {**logs, **{f"val_{k}": v for k, v in self.evaluate(self.val_ds).items()}}
+        self.history.append({"epoch": n, **_floats(logs), "time_s": round(seconds, 3),
+                             "connections": connection_weights(self.lowered, self.net)})
+        if not self.write:
+            return logs
+        self.dir.mkdir(parents=True, exist_ok=True)
+        weights = self.dir / f"epoch-{n:03d}.weights.h5"
+        tmp = self.dir / f".epoch-{n:03d}.tmp.weights.h5"
+        self.full_model.save_weights(tmp)
+        os.replace(tmp, weights)
+        _save_optimizer(self.opt, self.dir / f"epoch-{n:03d}.optimizer.npz")
+        _atomic_json(self.dir / "history.json", self.history)
+        _atomic_json(self.dir / "last.json", {"epoch": n, "weights": weights.name,
+                                              "optimizer": f"epoch-{n:03d}.optimizer.npz"})
+        for old in range(1, n - _KEEP_CHECKPOINTS + 1):
+            for suffix in (".weights.h5", ".optimizer.npz"):
+                p = self.dir / f"epoch-{old:03d}{suffix}"
+                if p.exists():
+                    p.unlink()
+        return logs
+
+
+def _train_step(strategy, model: keras.Model, optimizer, global_batch: int, xla: bool):
+    """One distributed step on the next batch of a distributed iterator.
+
+    Each replica's loss is its examples' cross-entropy summed and divided by the global batch;
+    the optimizer sums the replicas' gradients, so the update is the global batch mean's.
+    Returns the loss sum, correct predictions and example count over all replicas.
+    """
+    def replica_step(video, labels):
+        with tf.GradientTape() as tape:
+            logits = model(video, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits,
+                                                                       from_logits=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
+                        tf.cast(labels, tf.int32))
+        return (tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32)),
+                tf.cast(tf.size(labels), tf.float32))
+
+    if xla:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def step(iterator):
+        video, labels = next(iterator)
+        out = strategy.run(replica_step, args=(video, labels))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in out]
+
+    return step
+
+
+def _last_checkpoint(run: Path) -> dict | None:
+    last = run / CHECKPOINTS / "last.json"
+    if not last.exists():
+        return None
+    info = json.loads(last.read_text())
+    history_file = run / CHECKPOINTS / "history.json"
+    info["history"] = json.loads(history_file.read_text()) if history_file.exists() else []
+    return info
+
+
+def _prepare_run_dir(run: Path, net: Network, options: TrainOptions, write: bool) -> dict | None:
+    """Check the run directory against --resume/--overwrite; return the checkpoint to resume."""
+    ckpt = _last_checkpoint(run)
+    net_file = run / NETWORK_FILE
+    if options.resume:
+        if ckpt is not None and net_file.exists():
+            previous = load(str(net_file))
+            if previous != net:
+                raise TrainError(f"{run} holds a run of another network (see {net_file}); "
+                                 "resume it with that network or choose another --out")
+        return ckpt
+    if ckpt is not None and not options.overwrite:
+        raise TrainError(f"{run} already holds checkpoints (epoch {ckpt['epoch']}); pass "
+                         "--resume to continue that run, --overwrite to start again, or "
+                         "choose another --out")
+    if write and ckpt is not None:
+        for p in (run / CHECKPOINTS).iterdir():
+            p.unlink()
+    return None
+
+
+def _datasets(options: TrainOptions, net: Network, train_s, val_s, data_seed: int,
+              strategy) -> tuple:
+    hdr = net.header
+    stats = D.DecodeStats()
+    steps = options.steps or max(1, len(train_s) // options.batch)
+    # Whole batches only: every step sees the global batch, split evenly across replicas.
+    train_ds = D.make_dataset(train_s, hdr.frames, hdr.size, options.batch, training=True,
+                              seed=data_seed, cache=options.cache, stats=stats,
+                              drop_remainder=True).repeat()
+    val_ds = None
+    if val_s:
+        val_ds = D.make_dataset(val_s, hdr.frames, hdr.size, options.batch, training=False,
+                                seed=data_seed, cache=options.cache, stats=stats)
+    if strategy.num_replicas_in_sync > 1 or options.strategy == "multiworker":
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(opts)
+    return train_ds, val_ds, steps, stats
+
+
+def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, checkpointer,
+               verbose: int) -> None:
+    if verbose:
+        print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+    bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss", "accuracy"])
+    t0 = time.time()
+    loss = hits = count = 0.0
+    for i in range(steps):
+        try:
+            batch_loss, batch_hits, batch_count = step(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise TrainError("no training batch could be read: too many videos failed to "
+                             "decode (see the warnings above)") from None
+        loss += float(batch_loss)
+        hits += float(batch_hits)
+        count += float(batch_count)
+        logs = {"loss": loss / count, "accuracy": hits / count}
+        if i + 1 < steps:
+            bar.update(i + 1, list(logs.items()))
+    logs = checkpointer.epoch_end(epoch + 1, logs, time.time() - t0)
+    bar.update(steps, list(logs.items()), finalize=True)
+
+
+# ------------------------------------------------------------------------- train
+
+
+def train(net: Network, options: TrainOptions, classes: list[str], samples) -> TrainResult:
+    """Fit ``net`` (whose header already has ``len(classes)`` classes) on ``samples``.
+
+    ``classes`` and ``samples`` come from `data.discover`; the split is `data.split` with the
+    options' ratio, list and seed. Returns the trained model and the metrics also written to
+    ``options.out``. Raises TrainError for a run that cannot start.
+    """
+    if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
+        raise TrainError("object stems need per-frame object maps, which a video folder does "
+                         "not provide; training supports rgb and flow stems")
+    if net.header.classes != len(classes):
+        raise TrainError(f"the network has {net.header.classes} classes but the data "
+                         f"{len(classes)}")
+    strategy = make_strategy(options.strategy)
+    train_s, val_s = D.split(samples, options.val_ratio, options.seed, options.val_list)
+    if len(train_s) < options.batch:
+        raise TrainError(f"the training split has {len(train_s)} videos, fewer than the batch "
+                         f"size {options.batch}; lower --batch")
+    replicas = strategy.num_replicas_in_sync
+    if options.batch % replicas:
+        raise TrainError(f"the global batch {options.batch} does not split evenly across "
+                         f"{replicas} replicas; use a multiple of {replicas}")
+
+    write = _is_chief(strategy)
+    run = Path(options.out)
+    if write:
+        run.mkdir(parents=True, exist_ok=True)
+    ckpt = _prepare_run_dir(run, net, options, write)
+    initial_epoch = ckpt["epoch"] if ckpt else 0
+    history: list[dict] = list(ckpt["history"])[:initial_epoch] if ckpt else []
+    keras.utils.set_random_seed(options.seed)
+    # A resumed run should not replay the first epochs' clip order: shift the data seed.
+    train_ds, val_ds, steps, stats = _datasets(options, net, train_s, val_s,
+                                               options.seed + initial_epoch, strategy)
+    if write:
+        _atomic_text(run / NETWORK_FILE, format_network(net))
+        _atomic_text(run / LABELS_FILE, "".join(f"{c}\n" for c in classes))
+
+    with strategy.scope():
+        lowered = lower(net, seed=options.seed)
+        model = lowered.model
+        train_model = _logits_model(model)
+        optimizer = keras.optimizers.Adam(learning_rate=options.lr)
+        optimizer.build(train_model.trainable_variables)
+        if ckpt:
+            model.load_weights(run / CHECKPOINTS / ckpt["weights"])
+            _load_optimizer(optimizer, run / CHECKPOINTS / ckpt["optimizer"])
+
+    verbose = options.verbose
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    if not write:
+        verbose = 0
+    checkpointer = _Checkpointer(run, model, optimizer, lowered, net, history, write, val_ds)
+    t0 = time.time()
+    if initial_epoch < options.epochs:
+        step = _train_step(strategy, train_model, optimizer, options.batch, options.xla)
+        iterator = iter(strategy.experimental_distribute_dataset(train_ds))
+        for epoch in range(initial_epoch, options.epochs):
+            _fit_epoch(step, iterator, steps, epoch, options.epochs, checkpointer, verbose)
+    final = None
+    if val_ds is not None:
+        last = history[-1] if history else {}
+        if "val_loss" in last:  # the last epoch's validation ran on these very weights
+            final = {k: last[k] for k in ("val_loss", "val_accuracy")}
+        else:
+            final = {f"val_{k}": v for k, v in checkpointer.evaluate(val_ds).items()} or None
+    connections = connection_weights(lowered, net)
+    metrics = {
+        "network": net.header.name,
+        "classes": list(classes),
+        "train_videos": len(train_s),
+        "val_videos": len(val_s),
+        "skipped_videos": stats.skipped_paths,
+        "config": {**{k: v for k, v in asdict(options).items() if k not in ("verbose",)},
+                   "steps_per_epoch": steps, "frames": net.header.frames,
+                   "size": list(net.header.size), "replicas": strategy.num_replicas_in_sync,
+                   "resumed_from_epoch": initial_epoch},
+        "history": history,
+        "final": final,
+        "connections": connections,
+        "weights": FINAL_WEIGHTS,
+        "network_file": NETWORK_FILE,
+        "time_s": round(time.time() - t0, 3),
+    }
+    if write:
+        tmp = run / ".final.tmp.weights.h5"
+        model.save_weights(tmp)
+        os.replace(tmp, run / FINAL_WEIGHTS)
+        _atomic_json(run / METRICS_FILE, metrics)
+    return TrainResult(net, model, lowered, run, metrics, connections)

@@ -1,0 +1,270 @@
+"""`asnc train`, `asnc search`, `asnc connect`: a tiny network on a tiny generated dataset.
+
+Every training run costs a graph trace (seconds on 2 cores), so the file runs four: train,
+resume, search, and the mirrored run, which starts in a subprocess at the first training test
+(two logical CPUs must be configured before TensorFlow initialises its devices) and is
+collected by the last test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asn.cli.common import apply_overrides
+from asn.cli.main import main
+from asn.compiler.connectivity import (clear_weights, connect_all, learnable_blocks,
+                                       with_weights)
+from asn.compiler.validation import check
+from asn.dsl.loader import load, load_text
+from asn.dsl.printer import format_network
+
+ROOT = Path(__file__).resolve().parents[1]
+# Keras' own save_weights converts tensors in a way numpy 2 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+TINY = """\
+# A tiny network for the training tests.
+network tiny {
+  depth [1, 1, 1, 1]
+  frames 4
+  size 32x32
+  classes 7  # the data's class count replaces this
+  flow_iterations 2
+}
+
+stem rgb = rgb
+stem motion = flow  # computed in-network from the frames
+
+block low = bottleneck(level=0, filters=4) <- rgb, motion
+block mid = bottleneck(level=1, filters=4, stride=2) <- low @0.7, motion @0.3  # fixed
+block top = bottleneck(level=3, filters=8, stride=2) <- mid, low, rgb
+"""
+CLASSES, PER_CLASS = 3, 4
+TRAIN = ["--batch", "4", "--steps", "3", "--val-ratio", "0.25", "--lr", "0.01"]
+
+
+# ------------------------------------------------------------------------ connect
+
+
+def test_connect_all_hand_checked(tmp_path, capsys):
+    src = tmp_path / "small.asn"
+    src.write_text("network small { depth [1, 1, 1, 1] }\n"
+                   "stem r = rgb\nstem f = flow\n"
+                   "block a = bottleneck(level=0, filters=4) <- r\n"
+                   "block b = bottleneck(level=1, filters=4) <- a\n"
+                   "block c = bottleneck(level=1, filters=4) <- f\n"
+                   "block d = bottleneck(level=2, filters=4) <- b @0.6, c @0.4\n"
+                   "block e = bottleneck(level=3, filters=4) <- d\n")
+    dense_file = tmp_path / "dense.asn"
+    assert main(["connect", str(src), "--all", "-o", str(dense_file)]) == 0
+    assert "added 13 connection(s) to 5 block(s); 19 in all" in capsys.readouterr().err
+    dense = load(str(dense_file))
+    assert not check(dense)  # no error, no warning
+    inputs = {b.name: [i.source for i in b.inputs] for b in dense.blocks}
+    # existing inputs first, then every lower-level node (stems sit below level 0)
+    assert inputs == {"a": ["r", "f"], "b": ["a", "r", "f"], "c": ["f", "r", "a"],
+                      "d": ["b", "c", "r", "f", "a"], "e": ["d", "r", "f", "a", "b", "c"]}
+    assert all(i.weight is None for b in dense.blocks for i in b.inputs)
+    assert dense_file.read_text() == format_network(dense)  # canonical
+    assert main(["connect", str(src)]) == 1  # says what to connect
+
+
+def test_connect_all_skips_cycles_and_clears_weights():
+    net = load_text("network n { depth [1, 1, 1, 1] }\nstem r = rgb\n"
+                    "block x = bottleneck(level=0, filters=4) <- r @0.5, y @0.5\n"
+                    "block y = bottleneck(level=1, filters=4) <- r\n"
+                    "block z = bottleneck(level=3, filters=4) <- x\n")
+    dense, report = connect_all(net)
+    assert report.skipped == [("x", "y")]  # y already feeds x
+    assert [i.source for i in dense.node_map()["z"].inputs] == ["x", "r", "y"]
+    assert not any(d.is_error for d in check(dense))
+    assert net.node_map()["x"].inputs[0].weight == 0.5  # the argument is left alone
+
+
+def test_weight_helpers():
+    net = load_text(TINY)
+    assert learnable_blocks(net) == ["low", "top"]
+    assert learnable_blocks(clear_weights(net)) == ["low", "mid", "top"]
+    new = with_weights(net, {"low": [0.25, np.float32(0.75)]})
+    assert [i.weight for i in new.node_map()["low"].inputs] == [0.25, 0.75]
+    assert net.node_map()["low"].inputs[0].weight is None
+    for bad in ({"nope": [0.5]}, {"low": [0.5]}, {"low": [0.5, 1.0]}):
+        with pytest.raises(ValueError):
+            with_weights(net, bad)
+
+
+# ------------------------------------------------------------------------ training
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("av")
+
+from asn.backends.tensorflow import data as D  # noqa: E402
+from asn.backends.tensorflow.lower import build_model, lower  # noqa: E402
+from asn.backends.tensorflow.train import connection_weights, fixed_batch_loss  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("moving_shapes",
+                                                  ROOT / "examples" / "moving_shapes.py")
+    ms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ms)
+    root = tmp_path_factory.mktemp("shapes")
+    ms.generate_dataset(root, classes=CLASSES, per_class=PER_CLASS, frames=8, size=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("net") / "tiny.asn"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("run") / "tiny"
+
+
+_MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from asn.cli.common import apply_overrides
+from asn.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def mirrored(data_dir, tiny, tmp_path_factory):
+    """A `--strategy mirrored` run over two logical CPUs, in a subprocess started now."""
+    out = tmp_path_factory.mktemp("mirrored") / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MIRRORED, "train", str(tiny), "--data", str(data_dir),
+         "--epochs", "1", "--out", str(out), "--strategy", "mirrored", *TRAIN],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    yield proc, out
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def test_train_lowers_loss_and_writes_run(tiny, data_dir, run_dir, mirrored):
+    # `mirrored` is requested here only to start its subprocess early.
+    assert main(["train", str(tiny), "--data", str(data_dir), "--epochs", "2",
+                 "--out", str(run_dir), *TRAIN]) == 0
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["classes"] == ["left", "right", "up"]
+    assert (m["train_videos"], m["val_videos"]) == (9, 3)
+    assert [e["epoch"] for e in m["history"]] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(m["history"][0])
+    assert 0.0 <= m["final"]["val_accuracy"] <= 1.0 and m["final"]["val_loss"] > 0
+    assert set(m["connections"]) == {"low", "mid", "top"}
+    assert (run_dir / "labels.txt").read_text().split() == m["classes"]
+    last = json.loads((run_dir / "checkpoints" / "last.json").read_text())
+    assert last["epoch"] == 2 and (run_dir / "checkpoints" / last["weights"]).exists()
+
+    # The run's network has the data's classes; with it, final.weights.h5 loads into
+    # build_model (the `asnc compile --weights` contract). Same seed, same initial weights:
+    # the loss on a fixed training batch went down.
+    net = load(str(run_dir / "net.asn"))
+    assert net.header.classes == CLASSES
+    train_s, _ = D.split(D.discover(data_dir)[1], 0.25, 0)
+    video, labels = next(iter(D.make_dataset(train_s[::2], 4, (32, 32), batch=5)))
+    model = build_model(net, seed=0)
+    before = fixed_batch_loss(model, video, labels)
+    model.load_weights(run_dir / "final.weights.h5")
+    after = fixed_batch_loss(model, video, labels)
+    assert after < before - 0.01, (before, after)
+
+
+def test_resume_continues_with_optimizer_state(tiny, data_dir, run_dir):
+    # Without --resume a run directory with checkpoints is left alone.
+    assert main(["train", str(tiny), "--data", str(data_dir), "--epochs", "3",
+                 "--out", str(run_dir), *TRAIN]) == 1
+    first = json.loads((run_dir / "metrics.json").read_text())["history"]
+    assert main(["train", str(tiny), "--data", str(data_dir), "--epochs", "3", "--resume",
+                 "--out", str(run_dir), *TRAIN]) == 0
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["config"]["resumed_from_epoch"] == 2
+    assert [e["epoch"] for e in m["history"]] == [1, 2, 3]
+    assert m["history"][:2] == first
+    ckpt = run_dir / "checkpoints"
+    assert sorted(p.name for p in ckpt.glob("epoch-*")) == [
+        "epoch-002.optimizer.npz", "epoch-002.weights.h5",
+        "epoch-003.optimizer.npz", "epoch-003.weights.h5"]
+    with np.load(ckpt / "epoch-003.optimizer.npz") as f:
+        index = next(i for i, p in enumerate(f["__paths__"]) if p.endswith("/iteration"))
+        iterations = int(f[str(index)])
+    assert iterations == 3 * 3  # the counter went on from epoch 2's 6 steps
+
+
+def test_search_writes_learned_weights(tiny, data_dir, tmp_path):
+    out = tmp_path / "learned.asn"
+    assert main(["search", str(tiny), "-o", str(out), "--data", str(data_dir), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), *TRAIN]) == 0
+    text = out.read_text()
+    learned = load(str(out))
+    assert not check(learned)
+    assert format_network(learned) == text  # canonical
+    assert "# A tiny network for the training tests." in text  # comments kept
+    assert "stem motion = flow  # computed in-network from the frames" in text
+    assert learned.header.classes == 7  # the source's header, not the run's
+    blocks = learned.node_map()
+    assert [i.weight for i in blocks["mid"].inputs] == [0.7, 0.3]  # given: kept exactly
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    net = apply_overrides(load_text(TINY), classes=CLASSES)
+    initial = connection_weights(lower(net, seed=0), net)
+    for name in ("low", "top"):
+        ws = [i.weight for i in blocks[name].inputs]
+        assert ws == metrics["connections"][name]  # full precision
+        assert all(0.0 < w < 1.0 and w == float(np.float32(w)) for w in ws)
+        assert all(abs(w - w0) > 1e-3 for w, w0 in zip(ws, initial[name])), (ws, initial[name])
+    assert all(len(b.inputs) == 1 or all(i.weight is not None for i in b.inputs)
+               for b in learned.blocks)
+
+
+def test_mirrored_over_two_logical_cpus(mirrored):
+    proc, out = mirrored
+    log, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, log[-4000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["replicas"] == 2 and m["config"]["strategy"] == "mirrored"
+    assert len(m["history"]) == 1 and (out / "final.weights.h5").exists()
+
+
+@pytest.mark.slow
+def test_multiworker_two_local_workers(tiny, data_dir, tmp_path):
+    """Two MultiWorkerMirroredStrategy workers on localhost (TF_CONFIG); the chief writes."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            ports.append(s.getsockname()[1])
+    out = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                     "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "asn.cli.main", "train", str(tiny), "--data", str(data_dir),
+             "--epochs", "1", "--out", str(out), "--strategy", "multiworker", *TRAIN],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+    logs = [p.communicate(timeout=500)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["strategy"] == "multiworker" and len(m["history"]) == 1
