@@ -8,7 +8,7 @@
 * one ``repflow`` layer (Representation Flow on the folded clip) if there is a flow stem,
   ``header.iterations`` iterations, in its ``fused`` form (shifts instead of 2- and 3-tap
   convolutions: the same values and the same 16 counted weights, but a graph that tf2onnx
-  converts about 3x faster and that runs faster);
+  converts about 3x faster);
 * one composite layer per node, named by the node: stems, then blocks in stable topological
   order, each block preceded by its connection fusion (``<block>_fusion``), its peer
   candidates (``<block>_peer``, peer attention only) or, for a single input with attention on,
@@ -35,7 +35,8 @@ from ...compiler.analysis import LITE_STEM_WIDTH, peer_candidates, stem_width
 from ...compiler.graph import build_graph, stable_topological_order
 from ...dsl.ir import INTER_CHANNELS, Block, Network, Stem
 
-__all__ = ["build_model", "LoweringError", "Lowered", "lower", "node_seed", "input_specs"]
+__all__ = ["build_model", "LoweringError", "Lowered", "lower", "node_seed", "input_specs",
+           "FoldTime"]
 
 _SEED_RANGE = 2**31
 # Roles of the layers one node can own; a node's seeds are spaced so roles never collide.
