@@ -347,3 +347,21 @@ def test_lower_reports_layers_per_node():
     assert lowered.node_layers["r"] == ["r"]
     assert set(lowered.order) == {n.name for n in net.nodes}
     assert isinstance(net.node_map()["d"], Block)
+
+
+def test_surviving_layers_keep_their_initial_weights_when_nodes_are_removed():
+    """Seeds follow node names: removing a node (dead-node elimination, pruning) must not
+    change the initial weights of the layers that remain."""
+    from asn.dsl.parser import parse
+
+    src = """network n { depth [1, 1, 1, 1] frames 2 size 32x32 classes 3 }
+stem r0 = rgb
+block a = bottleneck(level=0, filters=4) <- r0
+{extra}block top = bottleneck(level=3, filters=4, stride=2) <- a
+"""
+    small = build_model(parse(src.replace("{extra}", "")), seed=3)
+    big = build_model(parse(src.replace(
+        "{extra}", "block dead = bottleneck(level=1, filters=4) <- a\n")), seed=3)
+    for name in ("r0", "a", "top"):
+        for w1, w2 in zip(small.get_layer(name).weights, big.get_layer(name).weights):
+            assert np.array_equal(np.asarray(w1), np.asarray(w2)), (name, w1.path)

@@ -20,11 +20,13 @@ like the reference backbone, every node's output is an endpoint, so a node that 
 is still built and its parameters count. Auxiliary layer names that a node already uses get a
 trailing ``_`` (node names win).
 
-Seeds: every layer's seed is derived from ``(seed, node index, role)``, so two builds with the
+Seeds: every layer's seed comes from ``(seed, crc32(node name), role)``, so two builds with the
 same seed have identical weights, and different nodes get different initial values.
 """
 
 from __future__ import annotations
+
+import zlib
 
 from dataclasses import dataclass, field
 
@@ -42,7 +44,7 @@ _SEED_RANGE = 2**31
 # Roles of the layers one node can own; a node's seeds are spaced so roles never collide.
 _ROLES = {"node": 0, "fusion": 1, "peer": 2, "attention": 3}
 _ROLE_SPACING = 8
-_HEAD_INDEX = 1_000_000  # the head is not a node; it takes a slot past any node index
+_HEAD_INDEX = 2**32  # the head is not a node; it takes a slot past any name's crc32
 
 
 class LoweringError(ValueError):
@@ -54,7 +56,8 @@ class LoweringError(ValueError):
 
 
 def node_seed(seed: int, index: int, role: str = "node") -> int:
-    """Seed of the layer playing ``role`` for the node at declaration ``index``."""
+    """Seed of the layer playing ``role`` for the node whose key is ``index`` (crc32 of its
+    name)."""
     return (seed * 1_000_003 + _ROLE_SPACING * index + _ROLES[role]) % _SEED_RANGE
 
 
@@ -132,7 +135,9 @@ def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
     units = hdr.units
     stems = net.stems
     mode = None if hdr.attention == "none" or hdr.combine == "concat" else hdr.attention
-    index = {n.name: i for i, n in enumerate(net.nodes)}
+    # Seeds follow node *names*, not positions, so a pass that removes nodes or edges leaves
+    # every surviving layer with the same initial weights (pruned vs unpruned comparisons).
+    index = {n.name: zlib.crc32(n.name.encode()) for n in net.nodes}
     names = _Names(index)
     node_layers: dict[str, list[str]] = {}
 
