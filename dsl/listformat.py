@@ -193,11 +193,9 @@ class _ListReader:
                                path + (1, k),
                                help="list-format nodes may only read nodes with smaller indexes")
                     ok = False
-        if _is_int(filters):
-            pass
-        elif isinstance(filters, list) and len(filters) == 3 and all(_is_int(f) for f in filters):
+        if isinstance(filters, list) and len(filters) == 3 and all(_is_int(f) for f in filters):
             filters = tuple(filters)
-        else:
+        elif not _is_int(filters):
             self.error("ASN120", f"node {i}: filters must be an integer or three integers, got "
                        f"`{_short(filters)}`", path + (2,))
             ok = False
