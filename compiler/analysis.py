@@ -44,6 +44,7 @@ class Count:
     trainable: int = 0
     non_trainable: int = 0
     flops: int = 0
+    fold_bn: bool = False  # `fold-batchnorm`: a batch norm is a conv bias (C values)
 
     def add(self, trainable: int = 0, non_trainable: int = 0, flops: int = 0) -> "Count":
         self.trainable += trainable
@@ -52,6 +53,8 @@ class Count:
         return self
 
     def bn(self, channels: int, elements: int = 0) -> "Count":
+        if self.fold_bn:
+            return self.add(channels, 0)
         return self.add(2 * channels, 2 * channels)
 
     def conv(self, kernel_elems: int, c_in: int, c_out: int, out_positions: int) -> "Count":
@@ -198,17 +201,25 @@ def _user_module(block: Block, c_in: int, units: int, t: int, h: int, w: int):
     return static_info(block, c_in, units, (t, h, w))
 
 
-def analyse(net: Network) -> NetworkStats:
-    return analyse_graph(build_graph(net))
+def analyse(net: Network, fold_bn: bool = False, fold_edges: bool = False) -> NetworkStats:
+    return analyse_graph(build_graph(net), fold_bn=fold_bn, fold_edges=fold_edges)
 
 
-def analyse_graph(g: nx.DiGraph) -> NetworkStats:
-    """Per-node shapes, parameters and FLOPs; raises ShapeError where inputs cannot fuse."""
+def analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = False
+                  ) -> NetworkStats:
+    """Per-node shapes, parameters and FLOPs; raises ShapeError where inputs cannot fuse.
+
+    `fold_bn` and `fold_edges` give the figures of the model the backend builds after its
+    `fold-batchnorm` (a batch norm of C channels becomes C conv biases) and
+    `fold-edge-weights` passes (no connection-weight variables left). The caller decides
+    whether a pass applies (`compiler.passes.backend.lowering_plan`).
+    """
     with paused_gc():
-        return _analyse_graph(g)
+        return _analyse_graph(g, fold_bn, fold_edges)
 
 
-def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
+def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = False
+                   ) -> NetworkStats:
     hdr = g.graph["network"]
     T, (H, W), K = hdr.frames, hdr.size, hdr.classes
     irs = {n: g.nodes[n]["ir"] for n in g.nodes}
@@ -231,7 +242,7 @@ def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
 
     for name in (_peer_order(g) if peer else stable_topological_order(g)):
         ir = irs[name]
-        c = Count()
+        c = Count(fold_bn=fold_bn)
         if isinstance(ir, Stem):
             shape = _stem(c, ir, hdr, S, T, H, W)
             shapes[name] = shape
@@ -254,7 +265,7 @@ def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
                     raise ShapeError(name, f"input `{p}` ({s[1]}x{s[2]}) cannot be max-pooled "
                                      f"to {h_min}x{w_min}: a window of {r} gives "
                                      f"{got[0]}x{got[1]}", slot)
-        fc = Count()
+        fc = Count(fold_bn=fold_bn)
         channels = [s[3] for s in in_shapes]
         k = len(preds)
         if mode != "none" and hdr.combine != "concat":
@@ -265,7 +276,8 @@ def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
             c_in = sum(channels)
         else:
             learn = any(inp.weight is None for inp in ir.inputs)
-            fc.add(k if learn else 0, 0 if learn else k)
+            if not fold_edges:
+                fc.add(k if learn else 0, 0 if learn else k)
             excluded = [isinstance(irs[p], Stem) and irs[p].type == "object" for p in preds]
             lc = fusion_target(channels, excluded)
             if lc is None:
@@ -278,7 +290,7 @@ def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
         breakdown["fusion"] = fc.total
         c.add(fc.trainable, fc.non_trainable, fc.flops)
         # -- the block itself
-        bc = Count()
+        bc = Count(fold_bn=fold_bn)
         L = ir.level
         if ir.module in ("bottleneck", "bottleneck3d"):
             ho, wo = _bottleneck(bc, c_in, ir.filters, INTER_CHANNELS[L], units[L], ir.stride, T,
@@ -303,7 +315,7 @@ def _analyse_graph(g: nx.DiGraph) -> NetworkStats:
 
     heads = g.graph["heads"]
     if heads:
-        extra.append(_head(hdr, [shapes[h] for h in heads], K, T))
+        extra.append(_head(hdr, [shapes[h] for h in heads], K, T, fold_bn))
     ordered = [stats[n] for n in sorted(stats, key=lambda n: g.nodes[n]["index"])]
     flow = [e for e in extra if e.kind == "flow_layer"]
     head = [e for e in extra if e.kind == "head"]
@@ -410,8 +422,8 @@ def _peer_order(g: nx.DiGraph) -> list[str]:
     return order
 
 
-def _head(hdr, head_shapes: list, K: int, T: int) -> NodeStats:
-    c = Count()
+def _head(hdr, head_shapes: list, K: int, T: int, fold_bn: bool = False) -> NodeStats:
+    c = Count(fold_bn=fold_bn)
     C = head_shapes[0][3]
     per_frame = hdr.head_pool == "max"
     if hdr.variant == "lite":

@@ -169,6 +169,7 @@ def test_compile_atomic_and_weights(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["params"]["savedmodel_floats"] == report["params"]["count_params"]
     assert set(report["timings_s"]) == {"build", "savedmodel", "onnx", "verify"}
+    assert report["proofs"] == []  # no passes asked
     before = _snapshot(out)
     # a compile that fails after writing (parity can never hold at tolerance -1)
     with pytest.raises(CompileError, match="disagree"):
@@ -224,7 +225,11 @@ def test_cli_compile_tutorial(tmp_path):
     assert report["parity"]["ok"] and report["parity"]["max_abs_diff"] <= TOL
     assert report["passes"]["level"] == 1
     assert report["signature"]["inputs"] == {"video": [None, 4, 32, 32, 3]}
-    assert set(report["timings_s"]) == {"build", "savedmodel", "onnx", "verify"}
+    assert set(report["timings_s"]) == {"build", "passes", "savedmodel", "onnx", "verify"}
+    # -O1: every backend pass applied and proved against the model before it
+    assert [p["pass"] for p in report["proofs"]] == ["repflow-slices", "fold-batchnorm",
+                                                    "fold-edge-weights"]
+    assert all(p["ok"] and p["max_abs_diff"] <= 1e-4 for p in report["proofs"])
     assert "parity" in r.stdout and "parameters" in r.stdout
     before = _snapshot(out)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -21,7 +21,8 @@ from .main import ClassesOpt, FramesOpt, SizeOpt, app
 
 __all__ = ["compile_cmd"]
 
-PHASES = {"build": "lower to Keras", "weights": "load weights", "savedmodel": "SavedModel",
+PHASES = {"build": "lower to Keras", "weights": "load weights",
+          "passes": "apply and prove the passes", "savedmodel": "SavedModel",
           "onnx": "ONNX (tf2onnx)", "verify": "verify TF vs ONNX Runtime"}
 
 
@@ -30,8 +31,20 @@ def compile_cmd(
     file: str = typer.Argument(..., help="A network file (.asn, JSON form or list format)."),
     output: str = typer.Option(..., "-o", "--output", help="Output directory (replaced "
                                "atomically; an existing one must be an earlier asnc output)."),
-    level: int = typer.Option(1, "-O", min=0, max=2, help="0: as written; 1: exact passes "
-                              "(dead-node elimination); 2: also edge pruning."),
+    level: int = typer.Option(1, "-O", min=0, max=2, help="0: as written (the reference "
+                              "form); 1: exact passes (dead-node elimination, repflow-slices, "
+                              "fold-batchnorm, fold-edge-weights), each proved on random "
+                              "inputs; 2: also edge pruning (its deviation is reported)."),
+    passes_opt: Optional[List[str]] = typer.Option(
+        None, "--passes", help="Run exactly these passes, in pipeline order (comma-separated; "
+        "see `asnc opt --list-passes`)."),
+    disable: Optional[List[str]] = typer.Option(
+        None, "--disable-pass", help="Never run this pass (repeat, or comma-separate)."),
+    prune_threshold: Optional[float] = typer.Option(
+        None, "--prune-threshold", min=0.0, max=1.0, help="Prune connections whose weight is "
+        "below this (enables edge pruning at any level)."),
+    prune_top_k: Optional[int] = typer.Option(
+        None, "--prune-top-k", min=1, help="Keep at most this many inputs per block."),
     frames: Optional[int] = FramesOpt,
     size: Optional[Tuple[int, int]] = SizeOpt,
     classes: Optional[int] = ClassesOpt,
@@ -50,7 +63,6 @@ def compile_cmd(
 ) -> None:
     """Lower to TensorFlow; emit a SavedModel and ONNX; verify they agree."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-    from ..compiler.analysis import analyse
 
     fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
     bad = [f for f in fmts if f not in ("savedmodel", "onnx")]
@@ -61,8 +73,8 @@ def compile_cmd(
         _fail(file, f"weights file `{weights}` does not exist")
 
     net, _ = load_checked(file, frames, size, classes)
-    net, passes, note = _optimise(net, level)
-    stats = analyse(net)
+    optimised, passes = _optimise(net, level, passes_opt, disable, prune_threshold, prune_top_k)
+    stats = optimised.stats()
 
     from ..backends.tensorflow.export import CompileError, compile_network, max_opset
     from ..compiler.usermodule import UserModuleError
@@ -77,40 +89,27 @@ def compile_cmd(
             result = compile_network(
                 net, output, seed=seed, batch=batch, formats=fmts, opset=opset,
                 do_verify=not no_verify, weights=weights, stats=stats.to_json(),
-                passes=passes, source=file, on_phase=progress.phase)
+                passes=passes, source=file, on_phase=progress.phase, optimised=optimised)
     except CompileError as exc:
         _fail(file, str(exc))
     except UserModuleError as exc:
         _fail(file, f"block `{exc.node}`: {exc.message}")
-    if note:
-        err_console.print(note)
     _summary(result, stats, file)
 
 
-def _optimise(net, level: int):
-    """Run the graph passes of `-O level`: (network, report entry, note or None)."""
+def _optimise(net, level: int, passes, disable, prune_threshold, prune_top_k):
+    """The passes of `-O level` (or of `--passes`): (Optimised, report entry)."""
+    from ..compiler.passes import UnknownPassError, optimise
+
+    names = None
+    if passes:
+        names = [x.strip() for p in passes for x in p.split(",") if x.strip()]
     try:
-        from ..compiler.passes import run_pipeline
-    except ImportError:
-        note = (f"note: -O{level} requested but this build has no pass pipeline; compiled "
-                "as -O0" if level else None)
-        return net, {"level": 0, "requested_level": level, "passes": [],
-                     "backend_passes": [], "backend_passes_applied": []}, note
-    new, reports = run_pipeline(net, level=level)
-    ran = [r.to_json() for r in reports]
-    for r in ran:  # the pass manager's note says the backend applies them; this one does not
-        if r.get("backend"):
-            r["notes"] = ["not applied by the TensorFlow backend (see backend_passes_note)"]
-    backend = list(getattr(reports, "backend_passes", []))
-    info = {"level": level, "passes": ran, "backend_passes": backend,
-            "backend_passes_applied": []}
-    if backend:
-        # The TF backend does not rewrite its graphs for these yet.
-        info["backend_passes_note"] = (
-            f"{', '.join(backend)}: not applied to the exported graphs by this backend; "
-            "ONNX Runtime fuses each convolution with the batch norm's multiply and add "
-            "when it loads model.onnx, and the SavedModel keeps them apart")
-    return new, info, None
+        result = optimise(net, level=level, passes=names, disabled=disable or [],
+                          prune_threshold=prune_threshold, prune_top_k=prune_top_k)
+    except UnknownPassError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return result, {"level": level, **result.to_json()}
 
 
 def _quiet_converters() -> None:
@@ -194,10 +193,18 @@ def _summary(result, stats, file: str) -> None:
     t.add_row("FLOPs", f"{stats.flops / 1e9:.2f} GFLOPs per clip")
     passes = r["passes"]
     ran = [x["name"] for x in passes.get("passes", []) if not x.get("backend")]
-    skipped = [b for b in passes.get("backend_passes", [])
-               if b not in passes.get("backend_passes_applied", [])]
-    t.add_row("passes", f"-O{passes.get('level', 0)}: " + (", ".join(ran) or "none") +
-              (f" ({', '.join(skipped)}: left to ONNX Runtime)" if skipped else ""))
+    ran += passes.get("backend_passes", [])
+    t.add_row("passes", f"-O{passes.get('level', 0)}: " + (", ".join(ran) or "none"))
+    for name, why in passes.get("backend_passes_skipped", {}).items():
+        t.add_row("", f"{name}: does not apply ({why})")
+    for proof in r.get("proofs", []):
+        if proof["exact"]:
+            t.add_row("", f"{proof['pass']}: proved, max |logit change| "
+                      f"{proof['max_abs_diff']:.1e} <= {proof['tolerance']:g}")
+        else:
+            t.add_row("", f"{proof['pass']}: approximate, max |logit change| "
+                      f"{proof['max_abs_diff']:.3g} ({100 * proof['relative_deviation']:.2f}% "
+                      f"of the largest logit)")
     for name, info in r["artifacts"].items():
         t.add_row(name, _size(info["bytes"]))
     if r["parity"]:

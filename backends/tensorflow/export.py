@@ -37,6 +37,7 @@ __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "PARITY_TOLERANCE", "CompileError", "Pa
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 PARITY_TOLERANCE = 1e-4
+PROOF_BATCH_DEFAULT = 2
 SAVEDMODEL_DIR = "saved_model"
 ONNX_NAME = "model.onnx"
 REPORT_NAME = "report.json"
@@ -389,17 +390,27 @@ def _exchange(a: str, b: str) -> bool:
 def compile_network(net, out: str, *, seed: int = 0, batch: int | None = None,
                     formats=FORMATS, opset: int = DEFAULT_OPSET, do_verify: bool = True,
                     weights: str | None = None, stats: dict | None = None,
-                    passes: list | None = None, source: str | None = None,
+                    passes: dict | None = None, source: str | None = None,
                     on_phase: Callable[[str, str], None] | None = None,
                     extra_report: dict | None = None,
-                    tolerance: float = PARITY_TOLERANCE) -> CompileResult:
+                    tolerance: float = PARITY_TOLERANCE, optimised=None,
+                    proof_tolerance: float | None = None) -> CompileResult:
     """Lower ``net`` and write the artifacts into ``out`` (atomically).
 
-    Phases: ``build``, ``weights`` (with ``weights``), ``savedmodel``, ``onnx``, ``verify``
-    (skipped with ``do_verify=False``; it needs both artifacts, so both are made and only
-    the asked ``formats`` kept). ``on_phase(name, "start"|"done")``
-    reports progress. Raises CompileError (nothing written) on a parity failure or a bad
-    weights file; ``out`` is untouched by a failed compile.
+    ``net`` is the network as written; ``optimised`` (`compiler.passes.optimise`'s result,
+    None: ``-O0``) the graph passes run on it and the backend passes to apply. The model is
+    first built in the reference form from ``net`` (trained ``weights`` load into it); each
+    graph pass that changed the network is then lowered on its own and compared with the
+    model before it on random inputs (an exact pass must agree within ``proof_tolerance``,
+    default `PROOF_TOLERANCE`; an approximate one has its deviation measured and reported);
+    then the backend passes are applied and proved one by one (`passes.apply_passes`).
+
+    Phases: ``build``, ``weights`` (with ``weights``), ``passes`` (with passes to apply),
+    ``savedmodel``, ``onnx``, ``verify`` (skipped with ``do_verify=False``; it needs both
+    artifacts, so both are made and only the asked ``formats`` kept).
+    ``on_phase(name, "start"|"done")`` reports progress. Raises CompileError (nothing
+    written) on a parity or proof failure or a bad weights file; ``out`` is untouched by a
+    failed compile.
     """
     formats = tuple(formats)
     for f in formats:
@@ -432,20 +443,45 @@ def compile_network(net, out: str, *, seed: int = 0, batch: int | None = None,
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; OUT is a usual directory
+        from ...compiler.passes.backend import LoweringPlan
+        from .lower import lower
+        from .passes import PROOF_TOLERANCE, PassProofError, apply_passes, prove_stages
+
+        final_net = optimised.network if optimised is not None else net
+        plan = optimised.plan if optimised is not None else LoweringPlan()
+        stages = optimised.stages if optimised is not None else []
+        expected = optimised.stats() if optimised is not None else None
         if stats is None:
             from ...compiler.analysis import analyse
 
-            stats = analyse(net).to_json()
+            stats = (expected or analyse(net)).to_json()
         with phase("build"):
-            from .lower import build_model
-
-            model = build_model(net, seed=seed, batch=batch)
-            params = int(model.count_params())
-            fn, _ = serving_function(model, net, batch)
-            trainable = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+            lowered = lower(net, seed=seed, batch=batch, plan=LoweringPlan())
         if weights:
             with phase("weights"):
-                load_weights(model, weights)
+                load_weights(lowered.model, weights)
+        proofs: list = []
+        if stages or plan.passes():
+            with phase("passes"):
+                feeds = random_inputs(net, batch or PROOF_BATCH_DEFAULT, seed)
+                tol = PROOF_TOLERANCE if proof_tolerance is None else proof_tolerance
+                try:
+                    lowered, proofs = prove_stages(lowered, stages, feeds, seed=seed,
+                                                   batch=batch, tolerance=tol)
+                    lowered, backend_proofs = apply_passes(final_net, lowered, plan, feeds,
+                                                           seed=seed, batch=batch,
+                                                           tolerance=tol)
+                except PassProofError as exc:
+                    raise CompileError(str(exc)) from None
+                proofs += backend_proofs
+        model = lowered.model
+        params = int(model.count_params())
+        if expected is not None and params != expected.total:
+            raise CompileError(f"internal error: the optimised model has {params:,} "
+                               f"parameters, `asnc stats` counts {expected.total:,} for it")
+        fn, _ = serving_function(model, final_net, batch)
+        trainable = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+        net = final_net
         sizes: dict[str, int] = {}
         sm_dir = os.path.join(tmp, SAVEDMODEL_DIR)
         onnx_path = os.path.join(tmp, ONNX_NAME)
@@ -500,6 +536,7 @@ def compile_network(net, out: str, *, seed: int = 0, batch: int | None = None,
                        "savedmodel_floats": saved_floats if "savedmodel" in formats else None},
             "stats": stats,
             "passes": passes if passes is not None else [],
+            "proofs": [p.to_json() for p in proofs],
             "parity": parity.to_json() if parity else None,
             "artifacts": {k: {"bytes": v} for k, v in sizes.items()},
             "onnx_sha256": onnx_sha if "onnx" in formats else None,

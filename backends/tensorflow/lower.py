@@ -6,9 +6,7 @@
   ``fold`` layer) and, only when the network has object stems, ``object``
   ``[batch*T, H, W, N_obj]`` float32 (already folded, as the reference takes it);
 * one ``repflow`` layer (Representation Flow on the folded clip) if there is a flow stem,
-  ``header.iterations`` iterations, in its ``fused`` form (shifts instead of 2- and 3-tap
-  convolutions: the same values and the same 16 counted weights, but a graph that tf2onnx
-  converts about 3x faster);
+  ``header.iterations`` iterations;
 * one composite layer per node, named by the node: stems, then blocks in stable topological
   order, each block preceded by its connection fusion (``<block>_fusion``), its peer
   candidates (``<block>_peer``, peer attention only) or, for a single input with attention on,
@@ -19,6 +17,18 @@ The model's outputs are a dict ``{"logits": [batch, classes], "features": {node:
 like the reference backbone, every node's output is an endpoint, so a node that reaches no head
 is still built and its parameters count. Auxiliary layer names that a node already uses get a
 trailing ``_`` (node names win).
+
+Forms (``plan``, a `compiler.passes.LoweringPlan`, and ``edge_fold``):
+
+* ``plan=None``, the training form (`build_model`'s default): the reference layers, with the
+  flow layer in its ``fused`` form (shifts instead of 2- and 3-tap convolutions: the same
+  values and the same 16 weights, much faster to run and to convert);
+* ``LoweringPlan()``: the reference form of ``-O0``, the flow layer's convolutions included;
+* a plan with the exact backend passes: ``repflow_slices`` (the fused flow layer),
+  ``fold_batchnorm`` (convs with biases, no batch norms: weights come from
+  ``backends.tensorflow.passes``, not from the initialisers), ``fold_edge_weights`` (fusions
+  become ``ScaledSumFusion`` with the residual scales of ``edge_fold``; such a model's node
+  outputs are scaled, so it has no ``features`` output).
 
 Seeds: every layer's seed comes from ``(seed, crc32(node name), role)``, so two builds with the
 same seed have identical weights, and different nodes get different initial values.
@@ -97,6 +107,8 @@ class Lowered:
     model: keras.Model
     node_layers: dict[str, list[str]] = field(default_factory=dict)  # node -> its layer names
     order: list[str] = field(default_factory=list)  # nodes in build order
+    fusions: dict[str, str] = field(default_factory=dict)  # block -> its fusion layer's name
+    plan: object = None  # the LoweringPlan it was built with (None: the training form)
 
 
 class _Names:
@@ -112,26 +124,36 @@ class _Names:
         return name
 
 
-def build_model(net: Network, seed: int = 0, batch: int | None = None) -> keras.Model:
+def build_model(net: Network, seed: int = 0, batch: int | None = None, plan=None,
+                edge_fold=None) -> keras.Model:
     """The functional Keras model of ``net`` (see the module docstring)."""
-    return lower(net, seed=seed, batch=batch).model
+    return lower(net, seed=seed, batch=batch, plan=plan, edge_fold=edge_fold).model
 
 
-def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
+def lower(net: Network, seed: int = 0, batch: int | None = None, plan=None,
+          edge_fold=None) -> Lowered:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"batch must be None or an int >= 1, got {batch!r}")
     from .layers import (BottleneckBlock, ConcatFusion, FlowStem, InvertedBottleneckBlock,
                          LiteHead, LiteStem, MultiStreamHead, ObjectStem, PeerAttention,
-                         PeerCandidates, RGBStem, SelfAttention, SigmoidFusion)
+                         PeerCandidates, RGBStem, ScaledSumFusion, SelfAttention,
+                         SigmoidFusion)
     from .repflow import RepresentationFlow
+
+    slices = True if plan is None else plan.repflow_slices
+    fold = plan is not None and plan.fold_batchnorm
+    fold_edges = plan is not None and plan.fold_edge_weights
+    if fold_edges and edge_fold is None:
+        raise ValueError("plan.fold_edge_weights needs the edge_fold plan")
 
     hdr = net.header
     g = build_graph(net)
     T = hdr.frames
     lite = hdr.variant == "lite"
-    bn = {"bn_momentum": float(hdr.bn_momentum), "bn_epsilon": float(hdr.bn_epsilon)}
+    bn = {"bn_momentum": float(hdr.bn_momentum), "bn_epsilon": float(hdr.bn_epsilon),
+          "fold_bn": fold}
     units = hdr.units
     stems = net.stems
     mode = None if hdr.attention == "none" or hdr.combine == "concat" else hdr.attention
@@ -140,6 +162,7 @@ def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
     index = {n.name: zlib.crc32(n.name.encode()) for n in net.nodes}
     names = _Names(index)
     node_layers: dict[str, list[str]] = {}
+    fusions: dict[str, str] = {}
 
     specs = input_specs(net, batch)
     video = keras.Input(batch_shape=specs["video"], name="video", dtype="float32")
@@ -150,7 +173,7 @@ def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
     clip = FoldTime(T, name=names.aux("fold"))(video)
     flow = None
     if any(s.type == "flow" for s in stems):
-        flow = RepresentationFlow(T, iterations=hdr.iterations, bottleneck=1, fused=True,
+        flow = RepresentationFlow(T, iterations=hdr.iterations, bottleneck=1, fused=slices,
                                   name=names.aux("repflow"))(clip)
 
     width = LITE_STEM_WIDTH if lite else stem_width(hdr, stems)
@@ -199,6 +222,7 @@ def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
                 layers_of_node.append(lname)
         else:
             lname = names.aux(f"{name}_fusion")
+            fusions[name] = lname
             if hdr.combine == "concat":
                 x = ConcatFusion(len(xs), name=lname)(xs)
             else:
@@ -207,10 +231,16 @@ def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
                     weights = None
                 excluded = [isinstance(g.nodes[p]["ir"], Stem) and g.nodes[p]["ir"].type ==
                             "object" for p in preds]
-                fusion = SigmoidFusion(len(xs), weights=weights, attention=mode,
-                                       exclude_from_target=excluded if any(excluded) else None,
-                                       seed=node_seed(seed, i, "fusion"), name=lname)
-                x = fusion(xs, candidates=candidates) if mode == "peer" else fusion(xs)
+                exclude = excluded if any(excluded) else None
+                if fold_edges:
+                    x = ScaledSumFusion(len(xs), edge_fold.residual[name],
+                                        exclude_from_target=exclude,
+                                        seed=node_seed(seed, i, "fusion"), name=lname)(xs)
+                else:
+                    fusion = SigmoidFusion(len(xs), weights=weights, attention=mode,
+                                           exclude_from_target=exclude,
+                                           seed=node_seed(seed, i, "fusion"), name=lname)
+                    x = fusion(xs, candidates=candidates) if mode == "peer" else fusion(xs)
             layers_of_node.append(lname)
 
         L = ir.level
@@ -243,11 +273,12 @@ def lower(net: Network, seed: int = 0, batch: int | None = None) -> Lowered:
     else:
         logits = MultiStreamHead(hdr.classes, T, max_pool_predictions=max_pool, seed=head_seed,
                                  name=head_name)([outputs[h] for h in heads])
-    features = {n.name: outputs[n.name] for n in net.nodes}  # declaration order
-    model = keras.Model(inputs=inputs if len(inputs) > 1 else video,
-                        outputs={"logits": logits, "features": features},
+    result = {"logits": logits}
+    if not fold_edges:
+        result["features"] = {n.name: outputs[n.name] for n in net.nodes}  # declaration order
+    model = keras.Model(inputs=inputs if len(inputs) > 1 else video, outputs=result,
                         name=hdr.name)
-    return Lowered(model, node_layers, order)
+    return Lowered(model, node_layers, order, fusions, plan)
 
 
 def _user_block(ir: Block, units: int, frames: int, seed: int):

@@ -97,7 +97,13 @@ class Reports(list):
     """The reports of one pipeline run, in run order (a plain list of `PassReport`).
 
     `backend_passes` names the enabled backend passes, in order, for the backend to apply.
+    `stages` holds `(pass name, network after it)` for every graph pass that changed the
+    network (filled by `run_pipeline`): the compile proves each one on its own.
     """
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.stages: list = []
 
     @property
     def backend_passes(self) -> list[str]:
@@ -430,6 +436,8 @@ class Sequential:
                 run(get_pass(r), forced=True)
             g, report = p(g, ctx)
             reports.append(report)
+            if report.changed:
+                reports.stages.append((p.name, g))
             done.add(p.name)
 
         for p in self.passes:
@@ -486,6 +494,7 @@ def run_pipeline(net: Network, level: int = 0, passes: Sequence[str] | str | Non
         return net, Reports()
     with ctx:
         g, reports = Sequential(order)(build_graph(net))
+    reports.stages = [(name, network_from_graph(sg, net)) for name, sg in reports.stages]
     if not any(r.changed for r in reports):
         return net, reports
     return network_from_graph(g, net), reports

@@ -15,7 +15,7 @@ from .conv import (
     derive_seed,
     fixed_padding,
 )
-from .fusion import ConcatFusion, SigmoidFusion, resize_plan
+from .fusion import ConcatFusion, ScaledSumFusion, SigmoidFusion, resize_plan
 from .heads import MultiStreamHead
 from .lite import InvertedBottleneckBlock, LiteHead, LiteStem
 from .stems import FlowStem, ObjectStem, RGBStem
@@ -35,6 +35,7 @@ __all__ = [
     "PeerCandidates",
     "RGBStem",
     "SelfAttention",
+    "ScaledSumFusion",
     "SigmoidFusion",
     "TemporalConv",
     "batch_norm",

@@ -9,8 +9,10 @@ from .conv import (
     Conv3x3x3,
     FixedPaddingConv2D,
     TemporalConv,
-    batch_norm,
+    apply_bn,
+    bn_unless_folded,
     check_bn_args,
+    check_bool,
     check_int,
     check_seed,
     derive_seed,
@@ -57,6 +59,8 @@ class BottleneckBlock(keras.layers.Layer):
         temporal: ``"2plus1d"`` (reference interleave) or ``"3d"``.
         seed: base seed; every conv gets a distinct derived seed.
         bn_momentum, bn_epsilon: batch-norm settings.
+        fold_bn: the inference form of `fold-batchnorm`: every conv has a bias and no batch norm
+            follows it (``layers.folding.load_folded`` fills it from the reference form).
 
     Input shape: folded ``[B*T, h, w, c]``.
     Output shape: ``[B*T, ceil(h/s), ceil(w/s), 4F]``.
@@ -74,9 +78,11 @@ class BottleneckBlock(keras.layers.Layer):
         seed=0,
         bn_momentum=0.99,
         bn_epsilon=1e-5,
+        fold_bn=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.fold_bn = check_bool("fold_bn", fold_bn)
         self.filters = check_int("filters", filters)
         self.inter = check_int("inter", inter)
         self.num_units = check_int("num_units", num_units)
@@ -90,11 +96,15 @@ class BottleneckBlock(keras.layers.Layer):
         self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
 
         out = 4 * filters
-        bn = {"momentum": self.bn_momentum, "epsilon": self.bn_epsilon}
+        fold = self.fold_bn
+
+        def bn(name, zero_gamma=False):
+            return bn_unless_folded(fold, name, self.bn_momentum, self.bn_epsilon, zero_gamma)
+
         self.shortcut_conv = FixedPaddingConv2D(
-            out, 1, stride, seed=derive_seed(seed, 0), name="unit0_shortcut_conv1x1"
+            out, 1, stride, seed=derive_seed(seed, 0), use_bias=fold, name="unit0_shortcut_conv1x1"
         )
-        self.shortcut_bn = batch_norm("unit0_shortcut_bn", **bn)
+        self.shortcut_bn = bn("unit0_shortcut_bn")
         # One dict of sublayers per unit (Keras tracks layers inside lists and dicts).
         self.units = []
         for i in range(num_units):
@@ -107,11 +117,13 @@ class BottleneckBlock(keras.layers.Layer):
                     frames,
                     dilation=dilation,
                     seed=derive_seed(seed, k),
+                    use_bias=fold,
                     name=f"unit{i}_temporal_conv",
                 )
             else:
                 first = FixedPaddingConv2D(
-                    filters, 1, 1, seed=derive_seed(seed, k), name=f"unit{i}_conv1x1_in"
+                    filters, 1, 1, seed=derive_seed(seed, k), use_bias=fold,
+                    name=f"unit{i}_conv1x1_in"
                 )
             if temporal == "3d":
                 middle = Conv3x3x3(
@@ -120,51 +132,82 @@ class BottleneckBlock(keras.layers.Layer):
                     dilation=dilation,
                     strides=s,
                     seed=derive_seed(seed, k + 1),
+                    use_bias=fold,
                     name=f"unit{i}_conv3x3x3",
                 )
             else:
                 middle = FixedPaddingConv2D(
-                    inter, 3, s, seed=derive_seed(seed, k + 1), name=f"unit{i}_conv3x3"
+                    inter, 3, s, seed=derive_seed(seed, k + 1), use_bias=fold,
+                    name=f"unit{i}_conv3x3"
                 )
             self.units.append(
                 {
                     "first": first,
-                    "bn1": batch_norm(f"unit{i}_bn1", **bn),
+                    "bn1": bn(f"unit{i}_bn1"),
                     "middle": middle,
-                    "bn2": batch_norm(f"unit{i}_bn2", **bn),
+                    "bn2": bn(f"unit{i}_bn2"),
                     "last": FixedPaddingConv2D(
-                        out, 1, 1, seed=derive_seed(seed, k + 2), name=f"unit{i}_conv1x1_out"
+                        out, 1, 1, seed=derive_seed(seed, k + 2), use_bias=fold,
+                        name=f"unit{i}_conv1x1_out"
                     ),
-                    "bn3": batch_norm(f"unit{i}_bn3", zero_gamma=True, **bn),
+                    "bn3": bn(f"unit{i}_bn3", zero_gamma=True),
                 }
             )
 
     def build(self, input_shape):
         shape = static_shape4(input_shape, self.name)
         self.shortcut_conv.build(shape)
-        self.shortcut_bn.build(self.shortcut_conv.compute_output_shape(shape))
+        if self.shortcut_bn is not None:
+            self.shortcut_bn.build(self.shortcut_conv.compute_output_shape(shape))
         for unit in self.units:
             unit["first"].build(shape)
             s1 = unit["first"].compute_output_shape(shape)
-            unit["bn1"].build(s1)
             unit["middle"].build(s1)
             s2 = unit["middle"].compute_output_shape(s1)
-            unit["bn2"].build(s2)
             unit["last"].build(s2)
-            shape = unit["last"].compute_output_shape(s2)
-            unit["bn3"].build(shape)
+            out = unit["last"].compute_output_shape(s2)
+            for key, s_ in (("bn1", s1), ("bn2", s2), ("bn3", out)):
+                if unit[key] is not None:
+                    unit[key].build(s_)
+            shape = out
 
     def call(self, x, training=None):
         for i, unit in enumerate(self.units):
             if i == 0:
-                shortcut = self.shortcut_bn(self.shortcut_conv(x), training=training)
+                shortcut = apply_bn(self.shortcut_bn, self.shortcut_conv(x), training)
             else:
                 shortcut = x
-            y = ops.relu(unit["bn1"](unit["first"](x), training=training))
-            y = ops.relu(unit["bn2"](unit["middle"](y), training=training))
-            y = unit["bn3"](unit["last"](y), training=training)
+            y = ops.relu(apply_bn(unit["bn1"], unit["first"](x), training))
+            y = ops.relu(apply_bn(unit["bn2"], unit["middle"](y), training))
+            y = apply_bn(unit["bn3"], unit["last"](y), training)
             x = ops.relu(y + shortcut)
         return x
+
+    # -- exact rewrites (layers.folding) ------------------------------------------------------
+    def conv_bn_pairs(self):
+        pairs = [(self.shortcut_conv, self.shortcut_bn)]
+        for u in self.units:
+            pairs += [(u["first"], u["bn1"]), (u["middle"], u["bn2"]), (u["last"], u["bn3"])]
+        return pairs
+
+    def scale_output(self, s: float) -> None:
+        """Make the block's output ``s`` (> 0) times what it was: every unit's residual stream
+        carries the factor (ReLU commutes with it), and units after the first undo it on the
+        way into their first conv."""
+        from .folding import scale_kernel, scale_output
+
+        scale_output(self.shortcut_conv, self.shortcut_bn, s)
+        for i, u in enumerate(self.units):
+            if i > 0:
+                scale_kernel(u["first"], 1.0 / s)
+            scale_output(u["last"], u["bn3"], s)
+
+    def scale_input(self, t: float) -> None:
+        """Compute on ``t`` times the input: only unit 0's two convs read the input."""
+        from .folding import scale_kernel
+
+        scale_kernel(self.shortcut_conv, t)
+        scale_kernel(self.units[0]["first"], t)
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = tuple(input_shape)
@@ -185,5 +228,6 @@ class BottleneckBlock(keras.layers.Layer):
             seed=self.seed,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            fold_bn=self.fold_bn,
         )
         return config

@@ -25,6 +25,12 @@ def check_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be a bool, got {value!r}")
+    return value
+
+
 def check_seed(seed) -> int:
     return check_int("seed", seed, minimum=0)
 
@@ -89,6 +95,32 @@ def batch_norm(name: str, momentum: float = 0.99, epsilon: float = 1e-5, zero_ga
     )
 
 
+def add_bias(layer, filters: int):
+    """The per-channel bias of a conv built with ``use_bias`` (a folded batch norm), else None."""
+    if not layer.use_bias:
+        return None
+    return layer.add_weight(name="bias", shape=(filters,), initializer="zeros")
+
+
+def with_bias(y, bias):
+    # tf.nn.bias_add, not `+`: tf2onnx makes Conv -> BiasAdd one Conv with a bias input.
+    if bias is None:
+        return y
+    import tensorflow as tf
+
+    return tf.nn.bias_add(y, bias)
+
+
+def bn_unless_folded(fold_bn: bool, name: str, momentum: float, epsilon: float,
+                     zero_gamma: bool = False):
+    """The batch norm after a conv, or None where it is folded into that conv (`fold_bn`)."""
+    return None if fold_bn else batch_norm(name, momentum, epsilon, zero_gamma)
+
+
+def apply_bn(bn, x, training=None):
+    return x if bn is None else bn(x, training=training)
+
+
 # ---------------------------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------------------------
@@ -108,15 +140,16 @@ class FixedPaddingConv2D(keras.layers.Layer):
 
     Input shape: ``[N, h, w, C]``.
     Output shape: ``[N, ceil(h/s), ceil(w/s), F]``.
-    Parameters: ``k*k*C*F``.
+    Parameters: ``k*k*C*F`` (+ ``F`` with ``use_bias``: a batch norm folded into the conv).
     """
 
-    def __init__(self, filters, kernel_size, strides=1, seed=0, **kwargs):
+    def __init__(self, filters, kernel_size, strides=1, seed=0, use_bias=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_int("filters", filters)
         self.kernel_size = check_int("kernel_size", kernel_size)
         self.strides = check_int("strides", strides)
         self.seed = check_seed(seed)
+        self.use_bias = check_bool("use_bias", use_bias)
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -130,14 +163,16 @@ class FixedPaddingConv2D(keras.layers.Layer):
             shape=(k, k, channels, self.filters),
             initializer=variance_scaling(self.seed),
         )
+        self.bias = add_bias(self, self.filters)
 
     def call(self, x):
         if self.strides == 1:
-            return ops.conv(x, self.kernel, strides=1, padding="same")
+            return with_bias(ops.conv(x, self.kernel, strides=1, padding="same"), self.bias)
         before, after = fixed_padding(self.kernel_size)
         if before or after:
             x = ops.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
-        return ops.conv(x, self.kernel, strides=self.strides, padding="valid")
+        return with_bias(ops.conv(x, self.kernel, strides=self.strides, padding="valid"),
+                         self.bias)
 
     def compute_output_shape(self, input_shape):
         s = self.strides
@@ -147,7 +182,8 @@ class FixedPaddingConv2D(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, seed=self.seed
+            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+            seed=self.seed, use_bias=self.use_bias,
         )
         return config
 
@@ -169,10 +205,11 @@ class TemporalConv(keras.layers.Layer):
 
     Input shape: folded ``[B*T, h, w, C]``.
     Output shape: ``[B*T, h, w, F]``.
-    Parameters: ``k*C*F``.
+    Parameters: ``k*C*F`` (+ ``F`` with ``use_bias``).
     """
 
-    def __init__(self, filters, kernel_size, frames, dilation=1, seed=0, **kwargs):
+    def __init__(self, filters, kernel_size, frames, dilation=1, seed=0, use_bias=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = check_int("filters", filters)
         self.kernel_size = check_int("kernel_size", kernel_size)
@@ -181,6 +218,7 @@ class TemporalConv(keras.layers.Layer):
         self.dilation = check_int("dilation", dilation)
         self.frames = check_int("frames", frames)
         self.seed = check_seed(seed)
+        self.use_bias = check_bool("use_bias", use_bias)
 
     def build(self, input_shape):
         channels = static_shape4(input_shape, self.name)[-1]
@@ -194,12 +232,13 @@ class TemporalConv(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel", shape=(k, 1, channels, self.filters), initializer=init
         )
+        self.bias = add_bias(self, self.filters)
 
     def call(self, x):
         _, h, w, channels = x.shape
         y = ops.reshape(x, (-1, self.frames, h * w, channels))
         y = ops.conv(y, self.kernel, strides=1, padding="same", dilation_rate=(self.dilation, 1))
-        return ops.reshape(y, (-1, h, w, self.filters))
+        return with_bias(ops.reshape(y, (-1, h, w, self.filters)), self.bias)
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:3], self.filters)
@@ -212,6 +251,7 @@ class TemporalConv(keras.layers.Layer):
             dilation=self.dilation,
             frames=self.frames,
             seed=self.seed,
+            use_bias=self.use_bias,
         )
         return config
 
@@ -236,16 +276,18 @@ class Conv3x3x3(keras.layers.Layer):
 
     Input shape: folded ``[B*T, h, w, C]``.
     Output shape: ``[B*T, ceil(h/s), ceil(w/s), F]``.
-    Parameters: ``27*C*F``.
+    Parameters: ``27*C*F`` (+ ``F`` with ``use_bias``).
     """
 
-    def __init__(self, filters, frames, dilation=1, strides=1, seed=0, **kwargs):
+    def __init__(self, filters, frames, dilation=1, strides=1, seed=0, use_bias=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = check_int("filters", filters)
         self.dilation = check_int("dilation", dilation)
         self.strides = check_int("strides", strides)
         self.frames = check_int("frames", frames)
         self.seed = check_seed(seed)
+        self.use_bias = check_bool("use_bias", use_bias)
 
     def build(self, input_shape):
         channels = static_shape4(input_shape, self.name)[-1]
@@ -254,6 +296,7 @@ class Conv3x3x3(keras.layers.Layer):
             shape=(3, 3, 3, channels, self.filters),
             initializer=variance_scaling(self.seed),
         )
+        self.bias = add_bias(self, self.filters)
 
     def call(self, x):
         _, h, w, channels = x.shape
@@ -268,7 +311,7 @@ class Conv3x3x3(keras.layers.Layer):
                 y, self.kernel, strides=(1, s, s), padding="valid", dilation_rate=(d, 1, 1)
             )
         out_h, out_w = -(-h // s), -(-w // s)
-        return ops.reshape(y, (-1, out_h, out_w, self.filters))
+        return with_bias(ops.reshape(y, (-1, out_h, out_w, self.filters)), self.bias)
 
     def compute_output_shape(self, input_shape):
         s = self.strides
@@ -283,5 +326,6 @@ class Conv3x3x3(keras.layers.Layer):
             strides=self.strides,
             frames=self.frames,
             seed=self.seed,
+            use_bias=self.use_bias,
         )
         return config

@@ -220,6 +220,10 @@ class SigmoidFusion(keras.layers.Layer):
             out = y if out is None else out + y
         return out
 
+    def group_convs(self) -> dict[int, object]:
+        """Channel count of each group -> its 1x1 conv (only groups that have one)."""
+        return {c: conv for c, conv in zip(self._groups, self._group_convs) if conv is not None}
+
     def compute_output_shape(self, inputs_shape, candidates_shape=None):
         shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
         h, w, _ = resize_plan(shapes, self.name)
@@ -273,4 +277,88 @@ class ConcatFusion(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_inputs=self.num_inputs)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="asn")
+class ScaledSumFusion(keras.layers.Layer):
+    """``SigmoidFusion`` without attention after `fold-edge-weights`: constant input scales.
+
+    The connection weights are folded into the layers around the fusion (see
+    ``compiler.passes.edgefold``); what they could not absorb is left as ``scales``, Python
+    floats multiplied in only where they are not 1. Steps 1, 4, 5 and 6 of ``SigmoidFusion``
+    are unchanged (same group convs, same names and seeds); no ``edge_logits`` variable.
+
+    Args:
+        num_inputs: k >= 2.
+        scales: k positive floats.
+        exclude_from_target: as for ``SigmoidFusion``.
+        seed: base seed of the group convs (as ``SigmoidFusion``'s).
+
+    Parameters: ``sum over non-target groups of c_g * L_c``.
+    """
+
+    def __init__(self, num_inputs, scales, exclude_from_target=None, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_inputs = check_int("num_inputs", num_inputs, minimum=2)
+        if not isinstance(scales, (list, tuple)) or len(scales) != num_inputs or any(
+                isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0
+                for s in scales):
+            raise ValueError(f"`scales` must be {num_inputs} positive floats, got {scales!r}")
+        self.scales = [float(s) for s in scales]
+        if exclude_from_target is not None and (
+                not isinstance(exclude_from_target, (list, tuple))
+                or len(exclude_from_target) != num_inputs or all(exclude_from_target)):
+            raise ValueError(f"bad `exclude_from_target` {exclude_from_target!r}")
+        self.exclude_from_target = (list(exclude_from_target)
+                                    if exclude_from_target is not None else None)
+        self.seed = check_seed(seed)
+
+    def build(self, inputs_shape):
+        shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
+        self._h, self._w, self._factors = resize_plan(shapes, self.name)
+        channels = [s[3] for s in shapes]
+        excluded = self.exclude_from_target or [False] * self.num_inputs
+        self._target = max(c for c, e in zip(channels, excluded) if not e)
+        self._groups = list(dict.fromkeys(channels))
+        self._group_convs = []
+        for g, c in enumerate(self._groups):
+            if c == self._target:
+                self._group_convs.append(None)
+                continue
+            conv = FixedPaddingConv2D(
+                self._target, 1, 1, seed=derive_seed(self.seed, 200 + g), name=f"group{g}_conv1x1"
+            )
+            conv.build((shapes[0][0], self._h, self._w, c))
+            self._group_convs.append(conv)
+
+    def group_convs(self) -> dict[int, object]:
+        """Channel count of each group -> its 1x1 conv (only groups that have one)."""
+        return {c: conv for c, conv in zip(self._groups, self._group_convs) if conv is not None}
+
+    def call(self, inputs):
+        sums = {}
+        for i, x in enumerate(inputs):
+            x = _pool(x, self._factors[i])
+            if self.scales[i] != 1.0:
+                x = x * self.scales[i]
+            c = x.shape[-1]
+            sums[c] = x if c not in sums else sums[c] + x
+        out = None
+        for c, conv in zip(self._groups, self._group_convs):
+            y = sums[c] if conv is None else conv(sums[c])
+            out = y if out is None else out + y
+        return out
+
+    def compute_output_shape(self, inputs_shape):
+        shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
+        h, w, _ = resize_plan(shapes, self.name)
+        excluded = self.exclude_from_target or [False] * self.num_inputs
+        target = max(s[3] for s, e in zip(shapes, excluded) if not e)
+        return (shapes[0][0], h, w, target)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_inputs=self.num_inputs, scales=self.scales,
+                      exclude_from_target=self.exclude_from_target, seed=self.seed)
         return config

@@ -46,27 +46,45 @@ def _fold(x):
     return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
 
 
-def _conv(filters, kernel, seed, name, strides=1, dilation=1, padding="same", init=None):
+def _conv(filters, kernel, seed, name, strides=1, dilation=1, padding="same", init=None,
+          use_bias=False):
     # Keras VarianceScaling defaults (scale 1, fan_in, truncated normal) unless told.
+    # A bias only in the fold_bn form (the batch norm after it folded in).
     return keras.layers.Conv3D(
         filters,
         kernel,
         strides=strides,
         padding=padding,
         dilation_rate=(dilation, 1, 1),
-        use_bias=False,
+        use_bias=use_bias,
         kernel_initializer=init or keras.initializers.VarianceScaling(seed=seed),
         name=name,
     )
 
 
-def _temporal_conv(filters, c_in, dilation, seed, name):
+def _temporal_conv(filters, c_in, dilation, seed, name, use_bias=False):
     """3x1x1 conv, SAME over time; the original's init rule for dilated taps."""
     init = None
     if dilation > 1:
         std = math.sqrt(2.0 / (3 * c_in))
         init = keras.initializers.TruncatedNormal(0.0, std, seed=seed)
-    return _conv(filters, (3, 1, 1), seed, name, dilation=dilation, init=init)
+    return _conv(filters, (3, 1, 1), seed, name, dilation=dilation, init=init,
+                 use_bias=use_bias)
+
+
+def _check_fold(fold_bn):
+    if not isinstance(fold_bn, bool):
+        raise ValueError(f"`fold_bn` must be a bool. Received: fold_bn={fold_bn!r}")
+    return fold_bn
+
+
+def _bn_or_none(fold_bn, momentum, epsilon, name, gamma_zero=False):
+    # None: folded into the conv before it (the fold_bn form of `fold-batchnorm`).
+    return None if fold_bn else _bn(momentum, epsilon, name, gamma_zero)
+
+
+def _apply_bn(bn, x, training):
+    return x if bn is None else bn(x, training=training)
 
 
 def _bn(momentum, epsilon, name, gamma_zero=False):
@@ -80,8 +98,11 @@ def _bn(momentum, epsilon, name, gamma_zero=False):
 
 
 def _build_chain(layers, shape):
-    """Build `layers` in order from `shape`; return the final output shape."""
+    """Build `layers` in order from `shape` (None: a folded batch norm, skipped); return the
+    final output shape."""
     for layer in layers:
+        if layer is None:
+            continue
         layer.build(shape)
         shape = layer.compute_output_shape(shape)
     return shape
@@ -115,8 +136,9 @@ class LiteStem(keras.layers.Layer):
     """
 
     def __init__(self, in_channels, dilation, frames, width=STEM_WIDTH, seed=0,
-                 bn_momentum=0.99, bn_epsilon=1e-5, **kwargs):
+                 bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
+        self.fold_bn = _check_fold(fold_bn)
         _check_int("in_channels", in_channels, 1)
         if isinstance(dilation, bool) or not isinstance(dilation, int):
             raise ValueError(f"`dilation` must be an integer. Received: dilation={dilation!r}")
@@ -130,12 +152,13 @@ class LiteStem(keras.layers.Layer):
         self.seed = seed
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
-        self.conv_spatial = _conv(width, (1, 3, 3), seed * 1000, "conv_spatial", strides=(1, 2, 2))
-        self.bn_spatial = _bn(bn_momentum, bn_epsilon, "bn_spatial")
+        self.conv_spatial = _conv(width, (1, 3, 3), seed * 1000, "conv_spatial", strides=(1, 2, 2),
+                                  use_bias=fold_bn)
+        self.bn_spatial = _bn_or_none(fold_bn, bn_momentum, bn_epsilon, "bn_spatial")
         self.conv_temporal = _temporal_conv(
-            width, width, max(dilation, 1), seed * 1000 + 1, "conv_temporal"
+            width, width, max(dilation, 1), seed * 1000 + 1, "conv_temporal", use_bias=fold_bn
         )
-        self.bn_temporal = _bn(bn_momentum, bn_epsilon, "bn_temporal")
+        self.bn_temporal = _bn_or_none(fold_bn, bn_momentum, bn_epsilon, "bn_temporal")
 
     def build(self, input_shape):
         _check_input(self, input_shape, self.in_channels)
@@ -146,9 +169,12 @@ class LiteStem(keras.layers.Layer):
 
     def call(self, x, training=None):
         y = _unfold(x, self.frames)
-        y = ops.relu(self.bn_spatial(self.conv_spatial(y), training=training))
-        y = ops.relu(self.bn_temporal(self.conv_temporal(y), training=training))
+        y = ops.relu(_apply_bn(self.bn_spatial, self.conv_spatial(y), training))
+        y = ops.relu(_apply_bn(self.bn_temporal, self.conv_temporal(y), training))
         return _fold(y)
+
+    def conv_bn_pairs(self):
+        return [(self.conv_spatial, self.bn_spatial), (self.conv_temporal, self.bn_temporal)]
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
@@ -159,7 +185,7 @@ class LiteStem(keras.layers.Layer):
         config.update(
             in_channels=self.in_channels, dilation=self.dilation, frames=self.frames,
             width=self.width, seed=self.seed, bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
+            bn_epsilon=self.bn_epsilon, fold_bn=self.fold_bn,
         )
         return config
 
@@ -168,8 +194,9 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
     """One lite unit on 5-D `[B, T, h, w, c]`; see `InvertedBottleneckBlock`."""
 
     def __init__(self, filters, dilation, stride, shortcut, seed, bn_momentum,
-                 bn_epsilon, **kwargs):
+                 bn_epsilon, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
+        self.fold_bn = fold_bn = _check_fold(fold_bn)
         f0, f1, f2 = filters
         self.filters = tuple(filters)
         self.dilation = dilation
@@ -180,30 +207,31 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
 
         def bn(name, gamma_zero=False):
-            return _bn(bn_momentum, bn_epsilon, name, gamma_zero)
+            return _bn_or_none(fold_bn, bn_momentum, bn_epsilon, name, gamma_zero)
 
         s = (1, stride, stride)
-        self.main = [_conv(f0, 1, seed, "expand"), bn("expand_bn")]
+        b = {"use_bias": fold_bn}
+        self.main = [_conv(f0, 1, seed, "expand", **b), bn("expand_bn")]
         if stride > 1:
             # (2+1)D: strided spatial conv, then the temporal conv.
             self.main += [
-                _conv(f1, (1, 3, 3), seed + 1, "conv_spatial", strides=s),
+                _conv(f1, (1, 3, 3), seed + 1, "conv_spatial", strides=s, **b),
                 bn("conv_spatial_bn"),
-                _temporal_conv(f1, f1, dilation, seed + 2, "conv_temporal"),
+                _temporal_conv(f1, f1, dilation, seed + 2, "conv_temporal", **b),
                 bn("conv_temporal_bn"),
             ]
         else:
             # Full 3-D conv: VarianceScaling whatever the dilation (the original).
             self.main += [
-                _conv(f1, 3, seed + 1, "conv_3d", dilation=dilation),
+                _conv(f1, 3, seed + 1, "conv_3d", dilation=dilation, **b),
                 bn("conv_3d_bn"),
             ]
-        self.main += [_conv(f2, 1, seed + 3, "project"), bn("project_bn", gamma_zero=True)]
+        self.main += [_conv(f2, 1, seed + 3, "project", **b), bn("project_bn", gamma_zero=True)]
         self.proj = None
         if shortcut:
             # 1x1x1 with stride: "valid" subsamples from index 0.
             self.proj = [
-                _conv(f2, 1, seed + 4, "shortcut", strides=s, padding="valid"),
+                _conv(f2, 1, seed + 4, "shortcut", strides=s, padding="valid", **b),
                 bn("shortcut_bn"),
             ]
 
@@ -221,13 +249,17 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
         y = x
         # Layers alternate conv, BN; ReLU after every BN except the projection's.
         for i in range(0, len(self.main), 2):
-            y = self.main[i + 1](self.main[i](y), training=training)
+            y = _apply_bn(self.main[i + 1], self.main[i](y), training)
             if i + 2 < len(self.main):
                 y = ops.relu(y)
         shortcut = x
         if self.proj is not None:
-            shortcut = self.proj[1](self.proj[0](x), training=training)
+            shortcut = _apply_bn(self.proj[1], self.proj[0](x), training)
         return ops.relu(y + shortcut)
+
+    def conv_bn_pairs(self):
+        pairs = list(zip(self.main[0::2], self.main[1::2]))
+        return pairs + ([(self.proj[0], self.proj[1])] if self.proj is not None else [])
 
     def compute_output_shape(self, input_shape):
         b, t, h, w, _ = input_shape
@@ -239,7 +271,7 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
         config.update(
             filters=self.filters, dilation=self.dilation, stride=self.stride,
             shortcut=self.shortcut, seed=self.seed, bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
+            bn_epsilon=self.bn_epsilon, fold_bn=self.fold_bn,
         )
         return config
 
@@ -277,8 +309,9 @@ class InvertedBottleneckBlock(keras.layers.Layer):
     """
 
     def __init__(self, filters, num_units, dilation, stride, frames, seed=0,
-                 bn_momentum=0.99, bn_epsilon=1e-5, **kwargs):
+                 bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
+        self.fold_bn = _check_fold(fold_bn)
         if (
             not isinstance(filters, (list, tuple))
             or len(filters) != 3
@@ -305,7 +338,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
             _InvertedBottleneckUnit(
                 self.filters, dilation, stride if i == 0 else 1, shortcut=(i == 0),
                 seed=seed * 1000 + 10 * i, bn_momentum=bn_momentum,
-                bn_epsilon=bn_epsilon, name=f"unit{i}",
+                bn_epsilon=bn_epsilon, fold_bn=self.fold_bn, name=f"unit{i}",
             )
             for i in range(num_units)
         ]
@@ -320,6 +353,9 @@ class InvertedBottleneckBlock(keras.layers.Layer):
             y = unit(y, training=training)
         return _fold(y)
 
+    def conv_bn_pairs(self):
+        return [p for unit in self.units for p in unit.conv_bn_pairs()]
+
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
         s = self.stride
@@ -330,7 +366,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
         config.update(
             filters=self.filters, num_units=self.num_units, dilation=self.dilation,
             stride=self.stride, frames=self.frames, seed=self.seed,
-            bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
+            bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon, fold_bn=self.fold_bn,
         )
         return config
 
@@ -359,8 +395,9 @@ class LiteHead(keras.layers.Layer):
     """
 
     def __init__(self, classes, frames, max_pool_predictions=False, dropout=None, seed=0,
-                 bn_momentum=0.99, bn_epsilon=1e-5, **kwargs):
+                 bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
+        self.fold_bn = _check_fold(fold_bn)
         _check_int("classes", classes, 1)
         _check_int("frames", frames, 1)
         if not isinstance(max_pool_predictions, bool):
@@ -384,8 +421,9 @@ class LiteHead(keras.layers.Layer):
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
         base = seed * 1000
-        self.convs = [_conv(f, 1, base + i, f"conv{f}") for i, f in enumerate(HEAD_WIDTHS)]
-        self.bns = [_bn(bn_momentum, bn_epsilon, f"bn{f}") for f in HEAD_WIDTHS]
+        self.convs = [_conv(f, 1, base + i, f"conv{f}", use_bias=fold_bn)
+                      for i, f in enumerate(HEAD_WIDTHS)]
+        self.bns = [_bn_or_none(fold_bn, bn_momentum, bn_epsilon, f"bn{f}") for f in HEAD_WIDTHS]
         self.drop = None
         if dropout:
             self.drop = keras.layers.Dropout(dropout, seed=base + 2, name="dropout")
@@ -406,7 +444,7 @@ class LiteHead(keras.layers.Layer):
     def call(self, x, training=None):
         y = _unfold(x, self.frames)
         for conv, bn in zip(self.convs, self.bns):
-            y = ops.relu(bn(conv(y), training=training))
+            y = ops.relu(_apply_bn(bn, conv(y), training))
         if self.max_pool_predictions:
             # Per frame: [B*T, 2048] (a 2-D Dense input exports cleanly to ONNX).
             y = ops.reshape(ops.mean(y, axis=(2, 3)), (-1, HEAD_WIDTHS[-1]))
@@ -425,11 +463,15 @@ class LiteHead(keras.layers.Layer):
         b = input_shape[0]
         return (None if b is None else b // self.frames, self.classes)
 
+    def conv_bn_pairs(self):
+        return list(zip(self.convs, self.bns))
+
     def get_config(self):
         config = super().get_config()
         config.update(
             classes=self.classes, frames=self.frames,
             max_pool_predictions=self.max_pool_predictions, dropout=self.dropout,
             seed=self.seed, bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
+            fold_bn=self.fold_bn,
         )
         return config

@@ -8,8 +8,10 @@ from keras import ops
 from .conv import (
     FixedPaddingConv2D,
     TemporalConv,
-    batch_norm,
+    apply_bn,
+    bn_unless_folded,
     check_bn_args,
+    check_bool,
     check_int,
     check_seed,
     derive_seed,
@@ -41,9 +43,11 @@ class RGBStem(keras.layers.Layer):
     """
 
     def __init__(
-        self, width, dilation, frames, seed=0, bn_momentum=0.99, bn_epsilon=1e-5, **kwargs
+        self, width, dilation, frames, seed=0, bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False,
+        **kwargs
     ):
         super().__init__(**kwargs)
+        self.fold_bn = check_bool("fold_bn", fold_bn)
         self.width = check_int("width", width)
         if isinstance(dilation, bool) or not isinstance(dilation, int):
             raise ValueError(f"`dilation` must be an int, got {dilation!r}")
@@ -51,32 +55,45 @@ class RGBStem(keras.layers.Layer):
         self.frames = check_int("frames", frames)
         self.seed = check_seed(seed)
         self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
-        bn = {"momentum": self.bn_momentum, "epsilon": self.bn_epsilon}
-        self.conv7x7 = FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0), name="conv7x7")
-        self.bn1 = batch_norm("bn1", **bn)
+        fold = self.fold_bn
+        self.conv7x7 = FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0), use_bias=fold,
+                                          name="conv7x7")
+        self.bn1 = bn_unless_folded(fold, "bn1", self.bn_momentum, self.bn_epsilon)
         self.temporal_conv = TemporalConv(
             width,
             5,
             frames,
             dilation=max(dilation, 1),
             seed=derive_seed(seed, 1),
+            use_bias=fold,
             name="temporal_conv",
         )
-        self.bn2 = batch_norm("bn2", **bn)
+        self.bn2 = bn_unless_folded(fold, "bn2", self.bn_momentum, self.bn_epsilon)
 
     def build(self, input_shape):
         input_shape = static_shape4(input_shape, self.name)
         self.conv7x7.build(input_shape)
         shape = self.conv7x7.compute_output_shape(input_shape)
-        self.bn1.build(shape)
         self.temporal_conv.build(shape)
-        self.bn2.build(shape)
+        for bn in (self.bn1, self.bn2):
+            if bn is not None:
+                bn.build(shape)
 
     def call(self, x, training=None):
-        x = ops.relu(self.bn1(self.conv7x7(x), training=training))
+        x = ops.relu(apply_bn(self.bn1, self.conv7x7(x), training))
         # BN runs on the folded tensor, after the temporal conv has folded back.
-        x = ops.relu(self.bn2(self.temporal_conv(x), training=training))
+        x = ops.relu(apply_bn(self.bn2, self.temporal_conv(x), training))
         return ops.max_pool(x, pool_size=3, strides=2, padding="same")
+
+    # -- exact rewrites (layers.folding)
+    def conv_bn_pairs(self):
+        return [(self.conv7x7, self.bn1), (self.temporal_conv, self.bn2)]
+
+    def scale_output(self, s: float) -> None:
+        """Output ``s`` (> 0) times larger: ReLU and max-pool commute with the factor."""
+        from .folding import scale_output
+
+        scale_output(self.temporal_conv, self.bn2, s)
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = tuple(input_shape)
@@ -91,6 +108,7 @@ class RGBStem(keras.layers.Layer):
             seed=self.seed,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            fold_bn=self.fold_bn,
         )
         return config
 
@@ -111,22 +129,35 @@ class FlowStem(keras.layers.Layer):
     Parameters: ``49*C*S + 4S`` (C = 2: ``98S + 4S``).
     """
 
-    def __init__(self, width, seed=0, bn_momentum=0.99, bn_epsilon=1e-5, **kwargs):
+    def __init__(self, width, seed=0, bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.fold_bn = check_bool("fold_bn", fold_bn)
         self.width = check_int("width", width)
         self.seed = check_seed(seed)
         self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
-        self.conv7x7 = FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0), name="conv7x7")
-        self.bn = batch_norm("bn", self.bn_momentum, self.bn_epsilon)
+        self.conv7x7 = FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0),
+                                          use_bias=self.fold_bn, name="conv7x7")
+        self.bn = bn_unless_folded(self.fold_bn, "bn", self.bn_momentum, self.bn_epsilon)
 
     def build(self, input_shape):
         input_shape = static_shape4(input_shape, self.name)
         self.conv7x7.build(input_shape)
-        self.bn.build(self.conv7x7.compute_output_shape(input_shape))
+        if self.bn is not None:
+            self.bn.build(self.conv7x7.compute_output_shape(input_shape))
 
     def call(self, x, training=None):
-        x = ops.relu(self.bn(self.conv7x7(x), training=training))
+        x = ops.relu(apply_bn(self.bn, self.conv7x7(x), training))
         return ops.max_pool(x, pool_size=2, strides=2, padding="same")
+
+    # -- exact rewrites (layers.folding)
+    def conv_bn_pairs(self):
+        return [(self.conv7x7, self.bn)]
+
+    def scale_output(self, s: float) -> None:
+        from .folding import scale_output
+
+        scale_output(self.conv7x7, self.bn, s)
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = tuple(input_shape)
@@ -139,6 +170,7 @@ class FlowStem(keras.layers.Layer):
             seed=self.seed,
             bn_momentum=self.bn_momentum,
             bn_epsilon=self.bn_epsilon,
+            fold_bn=self.fold_bn,
         )
         return config
 

@@ -1,0 +1,110 @@
+"""Weight rewrites of the exact backend passes (`asnc compile -O1`).
+
+A layer that can fold its batch norms is built with ``fold_bn=True`` (convs get a bias, the
+batch norms are left out) and lists its ``(conv, batch norm)`` pairs in the same order in both
+forms (``conv_bn_pairs()``; the batch norm is None in the folded form). A layer whose output
+or input can be rescaled without changing what it computes up to that factor has
+``scale_output(s)`` / ``scale_input(t)`` (used by `fold-edge-weights`).
+
+Every rewrite is done in float64 and stored as float32. Inference batch norm is
+``gamma * (x - mean) / sqrt(var + eps) + beta``, so a conv ``K`` (bias ``b``) then that batch
+norm is the conv ``K * a`` with bias ``(b - mean) * a + beta``, ``a = gamma / sqrt(var + eps)``
+per output channel (the kernel's last axis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fold_pair", "load_folded", "copy_matching", "scale_output", "scale_kernel",
+           "bn_count"]
+
+
+def _get(v) -> np.ndarray:
+    return np.asarray(v.numpy(), dtype=np.float64)
+
+
+def _set(v, value: np.ndarray) -> None:
+    v.assign(value.astype(np.float32))
+
+
+def fold_pair(new_conv, ref_conv, ref_bn) -> None:
+    """Give ``new_conv`` (built with a bias) the function of ``ref_conv`` then ``ref_bn``."""
+    kernel = _get(ref_conv.kernel)
+    ref_bias = getattr(ref_conv, "bias", None)
+    bias = _get(ref_bias) if ref_bias is not None else np.zeros(kernel.shape[-1])
+    if ref_bn is not None:
+        if getattr(ref_bn, "scale", True) is False or getattr(ref_bn, "center", True) is False:
+            raise ValueError(f"{ref_bn.name}: only batch norms with gamma and beta fold here")
+        a = _get(ref_bn.gamma) / np.sqrt(_get(ref_bn.moving_variance) + float(ref_bn.epsilon))
+        kernel = kernel * a
+        bias = (bias - _get(ref_bn.moving_mean)) * a + _get(ref_bn.beta)
+    if new_conv.kernel.shape != kernel.shape:
+        raise ValueError(f"{new_conv.name}: kernel {tuple(new_conv.kernel.shape)} cannot take "
+                         f"{ref_conv.name}'s {kernel.shape}")
+    _set(new_conv.kernel, kernel)
+    if new_conv.bias is None:
+        raise ValueError(f"{new_conv.name}: a folded conv needs a bias")
+    _set(new_conv.bias, bias)
+
+
+def load_folded(new_layer, ref_layer) -> int:
+    """Fold every batch norm of ``ref_layer`` into the convs of ``new_layer`` (its
+    ``fold_bn=True`` twin) and copy its other weights by path; returns the batch norms
+    folded."""
+    new_pairs, ref_pairs = new_layer.conv_bn_pairs(), ref_layer.conv_bn_pairs()
+    if len(new_pairs) != len(ref_pairs):
+        raise ValueError(f"{new_layer.name}: {len(new_pairs)} folded convs for "
+                         f"{len(ref_pairs)} reference convs")
+    done = set()
+    folded = 0
+    for (conv, bn_new), (ref_conv, ref_bn) in zip(new_pairs, ref_pairs):
+        if bn_new is not None:
+            raise ValueError(f"{new_layer.name}: built without fold_bn")
+        fold_pair(conv, ref_conv, ref_bn)
+        folded += ref_bn is not None
+        done.update(id(v) for v in conv.weights)
+    copy_matching(new_layer, ref_layer, skip=done)
+    return folded
+
+
+def _relative_path(v, layer) -> str:
+    path = v.path
+    prefix = layer.name + "/"
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
+def copy_matching(new_layer, ref_layer, skip=frozenset()) -> None:
+    """Copy ``ref_layer``'s weights into ``new_layer``'s of the same path and shape; every
+    weight of ``new_layer`` not in ``skip`` must find one."""
+    ref = {_relative_path(v, ref_layer): v for v in ref_layer.weights}
+    for v in new_layer.weights:
+        if id(v) in skip:
+            continue
+        src = ref.get(_relative_path(v, new_layer))
+        if src is None or tuple(src.shape) != tuple(v.shape):
+            raise ValueError(f"{new_layer.name}: no reference weight for `{v.path}` "
+                             f"{tuple(v.shape)}")
+        v.assign(src.numpy())
+
+
+def scale_output(conv, bn, s: float) -> None:
+    """Multiply the output of ``conv`` then ``bn`` (None: folded, or no batch norm) by ``s``."""
+    if bn is not None:
+        _set(bn.gamma, _get(bn.gamma) * s)
+        _set(bn.beta, _get(bn.beta) * s)
+        return
+    _set(conv.kernel, _get(conv.kernel) * s)
+    if getattr(conv, "bias", None) is not None:
+        _set(conv.bias, _get(conv.bias) * s)
+
+
+def scale_kernel(conv, f: float) -> None:
+    """Multiply ``conv``'s kernel by ``f`` (its input is ``1/f`` times the reference's)."""
+    _set(conv.kernel, _get(conv.kernel) * f)
+
+
+def bn_count(layer) -> int:
+    """Batch norms a layer still applies (0 for a folded layer)."""
+    pairs = getattr(layer, "conv_bn_pairs", None)
+    return sum(bn is not None for _, bn in pairs()) if pairs else 0

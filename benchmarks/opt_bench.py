@@ -1,0 +1,150 @@
+"""Optimisation levels compared: what -O0, -O1 and -O2 export, and how fast it runs.
+
+    .venv/bin/python benchmarks/opt_bench.py [FILE ...] [--frames 4] [--size 64 64]
+        [--iterations N] [--runs 20] [--warmup 3] [--threads 1] [--levels 0 1 2]
+
+For every example network by default (examples/*.asn), compiles it at each level exactly as
+`asnc compile -O<level>` does (passes applied and proved; the TF vs ONNX Runtime check is
+skipped: the benchmark only times), then prints per level, in one run:
+  * ONNX node count, parameters and FLOPs (FLOPs of the network as `asnc stats -O` counts
+    them: convolutions and dense layers);
+  * ONNX Runtime latency: batch 1, median of `--runs` timed runs after `--warmup`, CPU
+    provider with its default graph optimisations;
+  * TF SavedModel latency: the same input, its `serving_default` signature;
+and each as a ratio to -O0 (speed-up: -O0 latency / this level's latency).
+`--threads` sets both runtimes' intra-op threads (default 1: steadier medians on a shared
+machine; 0 leaves each runtime's default). The goal of issue 6: -O1 at least 1.3x faster
+than -O0 in ONNX Runtime, -O2 faster still.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median_ms(fn, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def measure(net, level: int, out: Path, args) -> dict:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    from asn.backends.tensorflow.export import compile_network, random_inputs
+    from asn.compiler.analysis import analyse
+    from asn.compiler.passes import optimise
+
+    o = optimise(net, level=level) if level else None
+    t0 = time.perf_counter()
+    compile_network(net, str(out), optimised=o, formats=("savedmodel", "onnx"),
+                    do_verify=False, passes={"level": level, **(o.to_json() if o else {})})
+    compile_s = time.perf_counter() - t0
+    stats = o.stats() if o else analyse(net)
+    model = onnx.load(str(out / "model.onnx"))
+    nodes = len(model.graph.node)
+    del model
+    feeds = random_inputs(o.network if o else net, 1, 0)
+
+    so = ort.SessionOptions()
+    if args.threads:
+        so.intra_op_num_threads = args.threads
+        so.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(out / "model.onnx"), so,
+                                   providers=["CPUExecutionProvider"])
+    ort_ms = median_ms(lambda: session.run(["logits"], feeds), args.runs, args.warmup)
+    del session
+
+    loaded = tf.saved_model.load(str(out / "saved_model"))
+    sig = loaded.signatures["serving_default"]
+    tf_feeds = {k: tf.constant(v) for k, v in feeds.items()}
+    tf_ms = median_ms(lambda: np.asarray(sig(**tf_feeds)["logits"]), args.runs, args.warmup)
+    del loaded, sig
+    gc.collect()
+    return {"nodes": nodes, "params": stats.total, "flops": stats.flops, "ort_ms": ort_ms,
+            "tf_ms": tf_ms, "compile_s": compile_s}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--size", type=int, nargs=2, default=(64, 64))
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="Representation Flow iterations (default: each network's own)")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2])
+    args = ap.parse_args()
+    files = args.files or sorted(str(p) for p in (ROOT / "examples").glob("*.asn"))
+    if 0 not in args.levels:
+        args.levels = [0] + args.levels  # ratios are to -O0
+
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from asn.cli.common import load_checked
+
+    print(f"# opt_bench: {args.frames} frames at {args.size[0]}x{args.size[1]}, batch 1, "
+          f"median of {args.runs} runs, {args.threads or 'default'} thread(s), "
+          f"{os.cpu_count()} CPUs")
+    header = (f"{'network':<24}{'-O':>3}{'ONNX nodes':>11}{'params':>12}{'GFLOPs':>8}"
+              f"{'ORT ms':>9}{'ORT x':>7}{'TF ms':>9}{'TF x':>7}{'nodes x':>9}"
+              f"{'params x':>9}{'compile s':>10}")
+    print(header)
+    summary = []
+    with tempfile.TemporaryDirectory(prefix="asnc-optbench-") as tmp:
+        for f in files:
+            net, _ = load_checked(f, args.frames, tuple(args.size), None, warnings=False)
+            if args.iterations is not None:
+                hdr = type(net.header).model_validate(
+                    {**net.header.model_dump(), "flow_iterations": args.iterations})
+                net = net.model_copy(update={"header": hdr})
+            rows = {}
+            for level in sorted(set(args.levels)):
+                out = Path(tmp) / f"{Path(f).stem}-O{level}"
+                rows[level] = r = measure(net, level, out, args)
+                base = rows[0]
+                print(f"{net.header.name:<24}{level:>3}{r['nodes']:>11,}{r['params']:>12,}"
+                      f"{r['flops'] / 1e9:>8.2f}{r['ort_ms']:>9.1f}"
+                      f"{base['ort_ms'] / r['ort_ms']:>7.2f}{r['tf_ms']:>9.1f}"
+                      f"{base['tf_ms'] / r['tf_ms']:>7.2f}{r['nodes'] / base['nodes']:>9.2f}"
+                      f"{r['params'] / base['params']:>9.3f}{r['compile_s']:>10.1f}",
+                      flush=True)
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
+            summary.append((net.header.name, rows))
+    print()
+    print("ONNX Runtime speed-up over -O0 (goal: -O1 >= 1.3x, -O2 >= -O1):")
+    for name, rows in summary:
+        parts = [f"-O{lv} {rows[0]['ort_ms'] / rows[lv]['ort_ms']:.2f}x"
+                 for lv in sorted(rows) if lv]
+        ok = 1 in rows and rows[0]["ort_ms"] / rows[1]["ort_ms"] >= 1.3
+        print(f"  {name:<24}{'  '.join(parts)}  {'met' if ok else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The exact backend passes: fold-batchnorm per layer kind against the batch norm's formula,
+the scale hooks of fold-edge-weights, the whole chain on small networks (random batch-norm
+statistics, so folding is not trivially the identity), a broken pass caught by the compile's
+proof, the pruned model's deviation report, and the exported graphs per level."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("tensorflow")
+import keras  # noqa: E402
+from _tfnets import example, parse, randomise, video, with_header  # noqa: E402
+
+from asn.backends.tensorflow import passes as bpasses  # noqa: E402
+from asn.backends.tensorflow.export import CompileError, compile_network  # noqa: E402
+from asn.backends.tensorflow.layers import (BottleneckBlock, FlowStem,  # noqa: E402
+                                            InvertedBottleneckBlock, LiteHead, LiteStem,
+                                            RGBStem)
+from asn.backends.tensorflow.layers.folding import bn_count, load_folded  # noqa: E402
+from asn.backends.tensorflow.lower import lower  # noqa: E402
+from asn.compiler.passes import LoweringPlan, optimise  # noqa: E402
+
+LAYERS = {
+    "bottleneck": (lambda **k: BottleneckBlock(4, 8, 3, 2, 2, 2, **k), (4, 8, 8, 6)),
+    "bottleneck3d": (lambda **k: BottleneckBlock(4, 8, 2, 2, 1, 2, temporal="3d", **k),
+                     (4, 8, 8, 6)),
+    "rgb_stem": (lambda **k: RGBStem(8, 2, 2, **k), (4, 16, 16, 3)),
+    "flow_stem": (lambda **k: FlowStem(8, **k), (4, 16, 16, 2)),
+    "lite_stem": (lambda **k: LiteStem(3, 1, 2, width=8, **k), (4, 16, 16, 3)),
+    "lite_block": (lambda **k: InvertedBottleneckBlock((8, 8, 6), 2, 1, 2, 2, **k),
+                   (4, 8, 8, 5)),
+    "lite_head": (lambda **k: LiteHead(3, 2, **k), (4, 4, 4, 6)),
+}
+
+
+def _randomised(layer, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in layer.weights:
+        if "moving_variance" in v.path:
+            v.assign(rng.uniform(0.5, 1.5, v.shape).astype("float32"))
+        elif "moving_mean" in v.path or "beta" in v.path:
+            v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
+        elif "gamma" in v.path:
+            v.assign(rng.uniform(0.3, 1.5, v.shape).astype("float32"))
+
+
+def _bn_by_formula(layer, x):
+    """The reference layer's output with every batch norm evaluated by hand: run it with its
+    batch norms' call replaced by gamma * (x - mean) / sqrt(var + eps) + beta."""
+    originals = []
+    for sub in layer._flatten_layers(include_self=False, recursive=True):
+        if isinstance(sub, keras.layers.BatchNormalization):
+            def manual(t, training=None, mask=None, _bn=sub):
+                return (_bn.gamma * (t - _bn.moving_mean)
+                        / keras.ops.sqrt(_bn.moving_variance + _bn.epsilon) + _bn.beta)
+            originals.append((sub, sub.call))
+            sub.call = manual
+    try:
+        return np.asarray(layer(x, training=False))
+    finally:
+        for sub, call in originals:
+            sub.call = call
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_fold_batchnorm_per_layer(kind):
+    make, shape = LAYERS[kind]
+    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    ref = make(name="n")
+    ref(x)
+    _randomised(ref)
+    folded = make(name="n", fold_bn=True)
+    folded(x)
+    n = load_folded(folded, ref)
+    assert n == bn_count(ref) > 0 and bn_count(folded) == 0
+    assert not any(isinstance(s, keras.layers.BatchNormalization)
+                   for s in folded._flatten_layers(include_self=False, recursive=True))
+    want = _bn_by_formula(ref, x)
+    got = np.asarray(folded(x, training=False))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # parameters: 4C per batch norm became C biases
+    bn_values = sum(int(np.prod(v.shape)) for s in ref._flatten_layers(include_self=False)
+                    if isinstance(s, keras.layers.BatchNormalization) for v in s.weights)
+    assert ref.count_params() - folded.count_params() == 3 * bn_values // 4
+
+
+@pytest.mark.parametrize("kind,fold", [("bottleneck", False), ("bottleneck", True),
+                                       ("bottleneck3d", True), ("rgb_stem", False),
+                                       ("flow_stem", True)])
+def test_scale_hooks(kind, fold):
+    make, shape = LAYERS[kind]
+    x = np.random.default_rng(2).random(shape, dtype=np.float32)
+    ref = make(name="n")
+    ref(x)
+    _randomised(ref)
+    layer = make(name="n", fold_bn=fold)
+    layer(x)
+    load_folded(layer, ref) if fold else layer.set_weights(ref.get_weights())
+    base = np.asarray(layer(x, training=False))
+    layer.scale_output(3.5)
+    np.testing.assert_allclose(np.asarray(layer(x, training=False)), 3.5 * base,
+                               rtol=1e-4, atol=1e-5)
+    if hasattr(layer, "scale_input"):
+        layer.scale_input(0.25)  # now computes on 1/0.25 = 4x smaller inputs
+        np.testing.assert_allclose(np.asarray(layer(x / 0.25, training=False)), 3.5 * base,
+                                   rtol=1e-4, atol=1e-5)
+
+
+SMALL = """
+network small {{
+  depth [1, 1, 1, 1]
+  frames 2
+  size 32x32
+  classes 5
+  flow_iterations 2
+{extra}}}
+stem r = rgb
+stem f = flow
+stem q = rgb(dilation=2)
+block a = bottleneck(level=0, filters=4) <- r @0.3, f @0.6, q @0.8
+block b = bottleneck3d(level=1, filters=4, stride=2) <- a @0.5, r @0.15, f @0.9
+block c = bottleneck(level=1, filters=4, stride=2) <- a @0.4, q @0.7
+block d = bottleneck(level=2, filters=8, stride=2) <- b @0.6, c @0.3, a @0.5
+block top = bottleneck(level=3, filters=8, stride=2) <- d @0.5, c @0.9
+"""
+
+
+def _chain(net, seed=0):
+    o = optimise(net, level=1)
+    ref = lower(o.network, seed=seed, plan=LoweringPlan())
+    randomise(ref.model, seed)
+    feeds = video(o.network, 2, seed)
+    final, proofs = bpasses.apply_passes(o.network, ref, o.plan, feeds, seed=seed)
+    return o, ref, final, proofs, feeds
+
+
+@pytest.mark.parametrize("net", [
+    pytest.param(lambda: parse(SMALL.format(extra="")), id="small-standard"),
+    pytest.param(lambda: example("tutorial", frames=2, size=32, flow_iterations=2),
+                 id="tutorial"),
+    pytest.param(lambda: with_header(example("assemblenet_plus_lite", frames=2, size=32),
+                                     depth=[1, 1, 1, 1], flow_iterations=2), id="lite"),
+])
+def test_chain_is_exact_and_counts_match_stats(net):
+    net = net()
+    o, ref, final, proofs, feeds = _chain(net)
+    assert [p.name for p in proofs] == o.plan.passes()
+    for p in proofs:
+        assert p.ok and p.max_abs_diff <= 1e-4, p.to_json()
+    want = bpasses.logits_of(ref.model, feeds)
+    got = bpasses.logits_of(final.model, feeds)
+    assert np.max(np.abs(want)) > 1e-2  # not a trivially zero network
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert final.model.count_params() == o.stats().total
+    assert not any(isinstance(s, keras.layers.BatchNormalization)
+                   for s in final.model._flatten_layers(include_self=False, recursive=True))
+
+
+def test_edge_fold_leaves_no_multiply_on_a_tree():
+    net = parse(SMALL.format(extra=""))
+    o, ref, final, proofs, _ = _chain(net)
+    detail = proofs[-1].detail
+    assert proofs[-1].name == "fold-edge-weights"
+    assert detail["folded_edges"] + detail["remaining_multiplies"] == 13
+    fusions = [final.model.get_layer(n) for n in final.fusions.values()]
+    constant = sum(s != 1.0 for f in fusions for s in f.scales)
+    assert constant == detail["remaining_multiplies"]
+    assert not any("edge_logits" in v.path for v in final.model.weights)
+
+
+def test_broken_pass_fails_the_compile_naming_it(tmp_path, monkeypatch):
+    good = bpasses.TRANSFORMS["fold-batchnorm"]
+
+    def off_by_a_bit(net, current, plan, seed, batch):
+        new, detail = good(net, current, plan, seed, batch)
+        conv = new.model.get_layer("top").units[0]["last"]
+        conv.bias.assign(conv.bias.numpy() + 0.5)
+        return new, detail
+
+    monkeypatch.setitem(bpasses.TRANSFORMS, "fold-batchnorm", off_by_a_bit)
+    net = parse(SMALL.format(extra=""))
+    out = tmp_path / "out"
+    with pytest.raises(CompileError, match="fold-batchnorm"):
+        compile_network(net, str(out), optimised=optimise(net, level=1), formats=("onnx",),
+                        do_verify=False)
+    assert not out.exists()
+
+
+def test_pruned_deviation_reported_and_dce_proved(tmp_path):
+    net = parse(SMALL.format(extra="") + "block dead = bottleneck(level=1, filters=4) <- a\n")
+    o = optimise(net, level=2)
+    names = [name for name, _ in o.stages]
+    assert names == ["dead-node-elimination", "prune-edges"]
+    result = compile_network(net, str(tmp_path / "out"), optimised=o, formats=("onnx",),
+                             do_verify=False, passes={"level": 2, **o.to_json()})
+    proofs = {p["pass"]: p for p in result.report["proofs"]}
+    assert proofs["dead-node-elimination"]["ok"] and \
+        proofs["dead-node-elimination"]["max_abs_diff"] == 0.0
+    prune = proofs["prune-edges"]
+    assert prune["exact"] is False and prune["ok"] is None
+    assert 0 < prune["max_abs_diff"] < float("inf") and prune["relative_deviation"] > 0
+    assert result.params == o.stats().total
+
+
+def test_exported_graph_per_level(tmp_path):
+    """-O0 exports the flow layer's difference convolutions and one multiply per connection;
+    -O1 exports neither, nor any batch norm."""
+    import collections
+
+    import onnx
+
+    net = parse(SMALL.format(extra=""))
+    counts = {}
+    for level in (0, 1):
+        o = optimise(net, level=level)
+        out = tmp_path / f"o{level}"
+        compile_network(net, str(out), optimised=o, formats=("onnx",), do_verify=True)
+        m = onnx.load(str(out / "model.onnx"))
+        counts[level] = collections.Counter(n.op_type for n in m.graph.node)
+    assert counts[0]["BatchNormalization"] == counts[1]["BatchNormalization"] == 0
+    # -O0 also has the flow layer's fixed difference convolutions
+    assert counts[0]["Conv"] > counts[1]["Conv"]
+    assert counts[0]["Mul"] > counts[1]["Mul"]
+    assert sum(counts[1].values()) < sum(counts[0].values())
+
+
+def test_trained_weights_survive_every_pass(tmp_path):
+    """Weights saved from the training form load into the reference model; after dead-node
+    elimination and all folds the exported ONNX computes the trained model's logits."""
+    import onnxruntime as ort
+
+    from asn.backends.tensorflow.lower import build_model
+
+    net = parse(SMALL.format(extra="") + "block dead = bottleneck(level=1, filters=4) <- a\n")
+    trained = build_model(net, seed=5)
+    randomise(trained, seed=5)
+    path = tmp_path / "w.weights.h5"
+    trained.save_weights(str(path))
+    o = optimise(net, level=1)
+    assert "dead" not in {n.name for n in o.network.nodes}
+    out = tmp_path / "out"
+    result = compile_network(net, str(out), optimised=o, weights=str(path), seed=0,
+                             formats=("onnx",), do_verify=False)
+    assert [p["pass"] for p in result.report["proofs"]] == [
+        "dead-node-elimination", "repflow-slices", "fold-batchnorm", "fold-edge-weights"]
+    feeds = video(net, 2, seed=9)
+    want = bpasses.logits_of(trained, feeds)
+    got = ort.InferenceSession(str(out / "model.onnx"),
+                               providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
+    assert np.max(np.abs(want)) > 1e-2
+    np.testing.assert_allclose(got, want, atol=1e-4)
