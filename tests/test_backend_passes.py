@@ -254,3 +254,32 @@ def test_trained_weights_survive_every_pass(tmp_path):
                                providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
     assert np.max(np.abs(want)) > 1e-2
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_no_identity_fusion_resize_or_projection_is_emitted():
+    """A block left with one input by pruning has no fusion layer; inputs of the same size
+    and width get no max-pool and no 1x1 projection (at every level)."""
+    net = parse("""
+network ids {
+  depth [1, 1, 1, 1]
+  frames 2
+  size 32x32
+  classes 3
+}
+stem r = rgb
+stem q = rgb(dilation=2)
+block a = bottleneck(level=0, filters=8) <- r @0.9, q @0.1
+block b = bottleneck(level=0, filters=8) <- r @0.5, q @0.5
+block top = bottleneck(level=3, filters=8, stride=4) <- a @0.5, b @0.5
+""")
+    o2 = optimise(net, level=2)
+    a_inputs = next(n for n in o2.network.nodes if n.name == "a").inputs
+    assert [i.source for i in a_inputs] == ["r"]
+    low = lower(o2.network, plan=LoweringPlan())
+    assert "a" not in low.fusions and "a_fusion" not in {x.name for x in low.model.layers}
+    for level in (0, 1):
+        o = optimise(net, level=level)
+        lo = lower(o.network, plan=LoweringPlan())
+        for block in ("b", "top"):
+            fusion = lo.model.get_layer(lo.fusions[block])
+            assert fusion._factors == [None, None] and fusion.group_convs() == {}
