@@ -9,7 +9,8 @@ skipped: the benchmark only times), then prints per level, in one run:
   * ONNX node count, parameters and FLOPs (FLOPs of the network as `asnc stats -O` counts
     them: convolutions and dense layers);
   * ONNX Runtime latency: batch 1, median of `--runs` timed runs after `--warmup`, CPU
-    provider with its default graph optimisations, default threads and one thread;
+    provider with its default graph optimisations, default threads and one thread; the
+    levels take turns run by run, so a slow spell of the machine falls on all of them;
   * TF SavedModel latency: the same input, its `serving_default` signature;
 and each as a ratio to -O0 (speed-up: -O0 latency / this level's latency).
 ONNX Runtime is timed twice: with its default threading (one thread per core) and with one
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -32,22 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def median_ms(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
-def measure(net, level: int, out: Path, args) -> dict:
-    import numpy as np
+def build(net, level: int, out: Path) -> dict:
+    """Compile at ``level`` as `asnc compile -O<level>` does; static figures and timing."""
     import onnx
-    import onnxruntime as ort
-    import tensorflow as tf
 
     from asn.backends.tensorflow.export import compile_network, random_inputs
     from asn.compiler.analysis import analyse
@@ -59,31 +48,59 @@ def measure(net, level: int, out: Path, args) -> dict:
                     do_verify=False, passes={"level": level, **(o.to_json() if o else {})})
     compile_s = time.perf_counter() - t0
     stats = o.stats() if o else analyse(net)
-    model = onnx.load(str(out / "model.onnx"))
-    nodes = len(model.graph.node)
-    del model
+    nodes = len(onnx.load(str(out / "model.onnx")).graph.node)
     feeds = random_inputs(o.network if o else net, 1, 0)
+    return {"nodes": nodes, "params": stats.total, "flops": stats.flops,
+            "compile_s": compile_s, "out": out, "feeds": feeds}
 
-    def ort_latency(threads: int) -> float:
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(out / "model.onnx"), so,
-                                       providers=["CPUExecutionProvider"])
-        return median_ms(lambda: session.run(["logits"], feeds), args.runs, args.warmup)
 
-    ort_ms = ort_latency(0)  # ONNX Runtime's defaults (one thread per core)
-    ort1_ms = ort_latency(1)
+def interleaved(runners: dict, runs: int, warmup: int) -> dict:
+    """Median ms of each runner, the levels taking turns run by run, so that a slow spell of
+    the machine lands on every level alike."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in runners}
+    for _ in range(runs):
+        for k, fn in runners.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
-    loaded = tf.saved_model.load(str(out / "saved_model"))
-    sig = loaded.signatures["serving_default"]
-    tf_feeds = {k: tf.constant(v) for k, v in feeds.items()}
-    tf_ms = median_ms(lambda: np.asarray(sig(**tf_feeds)["logits"]), args.runs, args.warmup)
-    del loaded, sig
+
+def latencies(rows: dict, args) -> None:
+    """ORT (default threads, one thread) and TF SavedModel latency of every level, in place."""
+    import numpy as np
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    for key, threads in (("ort_ms", 0), ("ort1_ms", 1)):
+        sessions = {}
+        for level, r in rows.items():
+            so = ort.SessionOptions()
+            if threads:
+                so.intra_op_num_threads = threads
+                so.inter_op_num_threads = 1
+            sessions[level] = ort.InferenceSession(str(r["out"] / "model.onnx"), so,
+                                                   providers=["CPUExecutionProvider"])
+        runners = {lv: (lambda s=s, f=rows[lv]["feeds"]: s.run(["logits"], f))
+                   for lv, s in sessions.items()}
+        for lv, ms in interleaved(runners, args.runs, args.warmup).items():
+            rows[lv][key] = ms
+        del sessions, runners
+        gc.collect()
+    sigs, keep = {}, []
+    for level, r in rows.items():
+        loaded = tf.saved_model.load(str(r["out"] / "saved_model"))
+        keep.append(loaded)
+        sig = loaded.signatures["serving_default"]
+        feeds = {k: tf.constant(v) for k, v in r["feeds"].items()}
+        sigs[level] = (lambda sig=sig, feeds=feeds: np.asarray(sig(**feeds)["logits"]))
+    for lv, ms in interleaved(sigs, args.runs, args.warmup).items():
+        rows[lv]["tf_ms"] = ms
+    del sigs, keep
     gc.collect()
-    return {"nodes": nodes, "params": stats.total, "flops": stats.flops, "ort_ms": ort_ms,
-            "ort1_ms": ort1_ms, "tf_ms": tf_ms, "compile_s": compile_s}
 
 
 def main() -> int:
@@ -124,11 +141,11 @@ def main() -> int:
                 hdr = type(net.header).model_validate(
                     {**net.header.model_dump(), "flow_iterations": args.iterations})
                 net = net.model_copy(update={"header": hdr})
-            rows = {}
-            for level in sorted(set(args.levels)):
-                out = Path(tmp) / f"{Path(f).stem}-O{level}"
-                rows[level] = r = measure(net, level, out, args)
-                base = rows[0]
+            rows = {level: build(net, level, Path(tmp) / f"{Path(f).stem}-O{level}")
+                    for level in sorted(set(args.levels))}
+            latencies(rows, args)
+            base = rows[0]
+            for level, r in rows.items():
                 print(f"{net.header.name:<24}{level:>3}{r['nodes']:>11,}{r['params']:>12,}"
                       f"{r['flops'] / 1e9:>8.2f}{r['ort_ms']:>9.1f}"
                       f"{base['ort_ms'] / r['ort_ms']:>7.2f}{r['ort1_ms']:>9.1f}"
@@ -136,9 +153,7 @@ def main() -> int:
                       f"{base['tf_ms'] / r['tf_ms']:>7.2f}{r['nodes'] / base['nodes']:>9.2f}"
                       f"{r['params'] / base['params']:>9.3f}{r['compile_s']:>10.1f}",
                       flush=True)
-                import shutil
-
-                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(r["out"], ignore_errors=True)
             summary.append((net.header.name, rows))
     print()
     print("ONNX Runtime speed-up over -O0, default threads / one thread "

@@ -67,15 +67,21 @@ def _bn_by_formula(layer, x):
             sub.call = call
 
 
-@pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_fold_batchnorm_per_layer(kind):
+def _twins(kind, fold, seed):
+    """(input, the reference layer with random batch-norm statistics, its fold_bn=fold twin)."""
     make, shape = LAYERS[kind]
-    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    x = np.random.default_rng(seed).random(shape, dtype=np.float32)
     ref = make(name="n")
     ref(x)
     _randomised(ref)
-    folded = make(name="n", fold_bn=True)
-    folded(x)
+    twin = make(name="n", fold_bn=fold)
+    twin(x)
+    return x, ref, twin
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_fold_batchnorm_per_layer(kind):
+    x, ref, folded = _twins(kind, True, 1)
     n = load_folded(folded, ref)
     assert n == bn_count(ref) > 0 and bn_count(folded) == 0
     assert not any(isinstance(s, keras.layers.BatchNormalization)
@@ -93,13 +99,7 @@ def test_fold_batchnorm_per_layer(kind):
                                        ("bottleneck3d", True), ("rgb_stem", False),
                                        ("flow_stem", True)])
 def test_scale_hooks(kind, fold):
-    make, shape = LAYERS[kind]
-    x = np.random.default_rng(2).random(shape, dtype=np.float32)
-    ref = make(name="n")
-    ref(x)
-    _randomised(ref)
-    layer = make(name="n", fold_bn=fold)
-    layer(x)
+    x, ref, layer = _twins(kind, fold, 2)
     load_folded(layer, ref) if fold else layer.set_weights(ref.get_weights())
     base = np.asarray(layer(x, training=False))
     layer.scale_output(3.5)
@@ -283,3 +283,37 @@ block top = bottleneck(level=3, filters=8, stride=4) <- a @0.5, b @0.5
         for block in ("b", "top"):
             fusion = lo.model.get_layer(lo.fusions[block])
             assert fusion._factors == [None, None] and fusion.group_convs() == {}
+
+
+def test_chain_with_user_module_object_stem_and_learnable_weights(tmp_path, monkeypatch):
+    """Fixed points of fold-edge-weights: a user block (nothing to scale, in or out) and an
+    object stem; connection weights left to learn are folded from the values the model
+    holds."""
+    from test_lower import USER_MODULE
+
+    (tmp_path / "asn_user_blocks_fold.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = parse("""
+network fixed {
+  depth [1, 1, 1, 1]
+  frames 2
+  size 32x32
+  classes 3
+  attention none
+  objects 5
+  flow_iterations 2
+}
+stem r = rgb
+stem f = flow
+stem o = object
+block u = "asn_user_blocks_fold:Pointwise"(level=0, filters=16) <- r, f
+block a = bottleneck(level=0, filters=4) <- r, f, o
+block b = bottleneck(level=1, filters=4, stride=2) <- u, a, o
+block top = bottleneck(level=3, filters=8, stride=2) <- b, a
+""")
+    assert all(i.weight is None for n in net.nodes for i in getattr(n, "inputs", []))
+    o, ref, final, proofs, _ = _chain(net, seed=3)
+    assert o.plan.fold_edge_weights
+    assert all(p.ok for p in proofs), [p.to_json() for p in proofs]
+    assert final.model.count_params() == o.stats().total
+    assert not any("edge_logits" in v.path for v in final.model.weights)

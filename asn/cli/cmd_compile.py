@@ -17,7 +17,8 @@ from typing import List, Optional, Tuple
 import typer
 
 from .common import EXIT_BAD_INPUT, err_console, load_checked, out
-from .main import ClassesOpt, FramesOpt, SizeOpt, app
+from .main import (ClassesOpt, DisablePassOpt, FramesOpt, PassesOpt, PruneThresholdOpt,
+                   SizeOpt, TopKOpt, app)
 
 __all__ = ["compile_cmd"]
 
@@ -35,16 +36,10 @@ def compile_cmd(
                               "form); 1: exact passes (dead-node elimination, repflow-slices, "
                               "fold-batchnorm, fold-edge-weights), each proved on random "
                               "inputs; 2: also edge pruning (its deviation is reported)."),
-    passes_opt: Optional[List[str]] = typer.Option(
-        None, "--passes", help="Run exactly these passes, in pipeline order (comma-separated; "
-        "see `asnc opt --list-passes`)."),
-    disable: Optional[List[str]] = typer.Option(
-        None, "--disable-pass", help="Never run this pass (repeat, or comma-separate)."),
-    prune_threshold: Optional[float] = typer.Option(
-        None, "--prune-threshold", min=0.0, max=1.0, help="Prune connections whose weight is "
-        "below this (enables edge pruning at any level)."),
-    prune_top_k: Optional[int] = typer.Option(
-        None, "--prune-top-k", min=1, help="Keep at most this many inputs per block."),
+    passes_opt: Optional[List[str]] = PassesOpt,
+    disable: Optional[List[str]] = DisablePassOpt,
+    prune_threshold: Optional[float] = PruneThresholdOpt,
+    prune_top_k: Optional[int] = TopKOpt,
     frames: Optional[int] = FramesOpt,
     size: Optional[Tuple[int, int]] = SizeOpt,
     classes: Optional[int] = ClassesOpt,

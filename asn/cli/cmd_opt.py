@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from .common import atomic_write, err_console, load_checked, out
-from .main import app
+from .main import DisablePassOpt, PassesOpt, PruneThresholdOpt, TopKOpt, app
 
 __all__ = ["opt", "print_reports"]
 
@@ -23,16 +23,10 @@ def opt(
     file: str = typer.Argument(..., help="A network file."),
     level: int = typer.Option(1, "-O", min=0, help="0: no pass; 1: exact passes (dead-node "
                               "elimination); 2: also edge pruning (threshold 0.2)."),
-    passes: Optional[List[str]] = typer.Option(
-        None, "--passes", help="Run exactly these passes, in this order (comma-separated; "
-        "overrides -O)."),
-    disable: Optional[List[str]] = typer.Option(
-        None, "--disable-pass", help="Never run this pass (repeat, or comma-separate)."),
-    prune_threshold: Optional[float] = typer.Option(
-        None, "--prune-threshold", min=0.0, max=1.0, help="Prune inputs whose weight (after "
-        "sigmoid) is below this (default 0.2 at -O2; giving it enables pruning)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Keep at most K inputs "
-                                        "per block (enables pruning)."),
+    passes: Optional[List[str]] = PassesOpt,
+    disable: Optional[List[str]] = DisablePassOpt,
+    prune_threshold: Optional[float] = PruneThresholdOpt,
+    top_k: Optional[int] = TopKOpt,
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the .asn here "
                                          "(default: stdout)."),
     report: Optional[str] = typer.Option(None, "--report", help="Write the pass reports "

@@ -62,6 +62,44 @@ def _as_shape_list(inputs_shape, num_inputs: int, layer_name: str):
     return [tuple(s) for s in inputs_shape]
 
 
+def _build_groups(layer, batch, channels):
+    """Input groups by channel count, in order of first appearance, and each group's 1x1
+    conv to the target width (None for the target group). Seeds and names are shared by
+    ``SigmoidFusion`` and ``ScaledSumFusion``, so a pass can move weights between them."""
+    groups = list(dict.fromkeys(channels))
+    convs = []
+    for g, c in enumerate(groups):
+        if c == layer._target:
+            convs.append(None)
+            continue
+        conv = FixedPaddingConv2D(
+            layer._target, 1, 1, seed=derive_seed(layer.seed, 200 + g), name=f"group{g}_conv1x1"
+        )
+        conv.build((batch, layer._h, layer._w, c))
+        convs.append(conv)
+    return groups, convs
+
+
+def _sum_groups(sums, groups, convs):
+    out = None
+    for c, conv in zip(groups, convs):
+        y = sums[c] if conv is None else conv(sums[c])
+        out = y if out is None else out + y
+    return out
+
+
+def _group_conv_map(layer) -> dict:
+    return {c: conv for c, conv in zip(layer._groups, layer._group_convs) if conv is not None}
+
+
+def _fused_shape(layer, inputs_shape):
+    shapes = _as_shape_list(inputs_shape, layer.num_inputs, layer.name)
+    h, w, _ = resize_plan(shapes, layer.name)
+    excluded = layer.exclude_from_target or [False] * layer.num_inputs
+    target = max(s[3] for s, e in zip(shapes, excluded) if not e)
+    return (shapes[0][0], h, w, target)
+
+
 def _pool(x, factor):
     return (
         x if factor is None else ops.max_pool(x, pool_size=factor, strides=factor, padding="same")
@@ -164,18 +202,7 @@ class SigmoidFusion(keras.layers.Layer):
         if self.attention is not None:
             self._build_attention(shapes[0][0], channels, candidates_shape)
 
-        # Groups by channel count, in order of first appearance.
-        self._groups = list(dict.fromkeys(channels))
-        self._group_convs = []
-        for g, c in enumerate(self._groups):
-            if c == self._target:
-                self._group_convs.append(None)
-                continue
-            conv = FixedPaddingConv2D(
-                self._target, 1, 1, seed=derive_seed(self.seed, 200 + g), name=f"group{g}_conv1x1"
-            )
-            conv.build((shapes[0][0], self._h, self._w, c))
-            self._group_convs.append(conv)
+        self._groups, self._group_convs = _build_groups(self, shapes[0][0], channels)
 
     def _build_attention(self, batch, channels, candidates_shape):
         # Imported here so that this module works before/without the attention module.
@@ -214,22 +241,14 @@ class SigmoidFusion(keras.layers.Layer):
                 x = att(x, candidates) if self.attention == "peer" else att(x)
             c = x.shape[-1]
             sums[c] = x if c not in sums else sums[c] + x
-        out = None
-        for c, conv in zip(self._groups, self._group_convs):
-            y = sums[c] if conv is None else conv(sums[c])
-            out = y if out is None else out + y
-        return out
+        return _sum_groups(sums, self._groups, self._group_convs)
 
     def group_convs(self) -> dict[int, object]:
         """Channel count of each group -> its 1x1 conv (only groups that have one)."""
-        return {c: conv for c, conv in zip(self._groups, self._group_convs) if conv is not None}
+        return _group_conv_map(self)
 
     def compute_output_shape(self, inputs_shape, candidates_shape=None):
-        shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
-        h, w, _ = resize_plan(shapes, self.name)
-        excluded = self.exclude_from_target or [False] * self.num_inputs
-        target = max(s[3] for s, e in zip(shapes, excluded) if not e)
-        return (shapes[0][0], h, w, target)
+        return _fused_shape(self, inputs_shape)
 
     def get_config(self):
         config = super().get_config()
@@ -320,21 +339,11 @@ class ScaledSumFusion(keras.layers.Layer):
         channels = [s[3] for s in shapes]
         excluded = self.exclude_from_target or [False] * self.num_inputs
         self._target = max(c for c, e in zip(channels, excluded) if not e)
-        self._groups = list(dict.fromkeys(channels))
-        self._group_convs = []
-        for g, c in enumerate(self._groups):
-            if c == self._target:
-                self._group_convs.append(None)
-                continue
-            conv = FixedPaddingConv2D(
-                self._target, 1, 1, seed=derive_seed(self.seed, 200 + g), name=f"group{g}_conv1x1"
-            )
-            conv.build((shapes[0][0], self._h, self._w, c))
-            self._group_convs.append(conv)
+        self._groups, self._group_convs = _build_groups(self, shapes[0][0], channels)
 
     def group_convs(self) -> dict[int, object]:
         """Channel count of each group -> its 1x1 conv (only groups that have one)."""
-        return {c: conv for c, conv in zip(self._groups, self._group_convs) if conv is not None}
+        return _group_conv_map(self)
 
     def call(self, inputs):
         sums = {}
@@ -344,18 +353,10 @@ class ScaledSumFusion(keras.layers.Layer):
                 x = x * self.scales[i]
             c = x.shape[-1]
             sums[c] = x if c not in sums else sums[c] + x
-        out = None
-        for c, conv in zip(self._groups, self._group_convs):
-            y = sums[c] if conv is None else conv(sums[c])
-            out = y if out is None else out + y
-        return out
+        return _sum_groups(sums, self._groups, self._group_convs)
 
     def compute_output_shape(self, inputs_shape):
-        shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
-        h, w, _ = resize_plan(shapes, self.name)
-        excluded = self.exclude_from_target or [False] * self.num_inputs
-        target = max(s[3] for s, e in zip(shapes, excluded) if not e)
-        return (shapes[0][0], h, w, target)
+        return _fused_shape(self, inputs_shape)
 
     def get_config(self):
         config = super().get_config()
