@@ -68,7 +68,8 @@ class PassProof:
 
 def logits_of(model, feeds: dict) -> np.ndarray:
     x = feeds["video"] if len(feeds) == 1 else feeds
-    return np.asarray(model(x, training=False)["logits"], dtype=np.float64)
+    y = model(x, training=False)["logits"]
+    return np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float64)
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> float:
