@@ -67,6 +67,8 @@ def compile_cmd(
     if weights is not None and not os.path.isfile(weights):
         _fail(file, f"weights file `{weights}` does not exist")
 
+    from ..compiler.analysis import analyse
+
     net, _ = load_checked(file, frames, size, classes)
     optimised, passes = _optimise(net, level, passes_opt, disable, prune_threshold, prune_top_k)
     stats = optimised.stats()
@@ -89,7 +91,7 @@ def compile_cmd(
         _fail(file, str(exc))
     except UserModuleError as exc:
         _fail(file, f"block `{exc.node}`: {exc.message}")
-    _summary(result, stats, file)
+    _summary(result, stats, file, written=analyse(net).total)
 
 
 def _optimise(net, level: int, passes, disable, prune_threshold, prune_top_k):
@@ -171,7 +173,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _summary(result, stats, file: str) -> None:
+def _summary(result, stats, file: str, written: int | None = None) -> None:
     from rich.table import Table
 
     r = result.report
@@ -181,8 +183,11 @@ def _summary(result, stats, file: str) -> None:
               title_justify="left", show_header=False, box=None, padding=(0, 2))
     t.add_column(justify="left")
     t.add_column(justify="left")
-    same = "= asnc stats" if p["count_params"] == stats.total else \
-        f"!= asnc stats {stats.total:,}"
+    level = r["passes"].get("level", 0)
+    same = (f"= asnc stats -O{level}" if p["count_params"] == stats.total else
+            f"!= asnc stats -O{level} {stats.total:,}")
+    if written is not None and written != p["count_params"]:
+        same += f"; {written:,} as written"
     t.add_row("parameters", f"{p['count_params']:,} ({p['non_trainable']:,} non-trainable) "
               f"{same}")
     t.add_row("FLOPs", f"{stats.flops / 1e9:.2f} GFLOPs per clip")
