@@ -71,9 +71,9 @@ def test_tree_folds_every_edge():
     net, g = graph_of(TREE)
     w = ir_weights(g)
     plan = plan_edge_folding(g, w, channels(net))
-    # r, f -> a is a tree: no multiply is left; `top` (a head) keeps scale 1, so `a`'s
-    # scale is undone by nothing and must be 1 too ... but `a` reads its inputs through
-    # t_a, which absorbs one weight, and the stems absorb the rest.
+    # r, f -> a is a tree: a's input factor t_a takes one weight, the stems' output scales
+    # the rest, so no multiply is left. `a` feeds the head block `top` alone (w = 1) and
+    # `top` is fixed at 1, so `a` keeps scale 1.
     assert plan.residual["a"] == [1.0, 1.0]
     assert plan.folded_edges == 2 and plan.remaining_edges == 0
     assert "a" not in plan.producer_scale and "top" not in plan.producer_scale
