@@ -38,17 +38,6 @@ LAYERS = {
 }
 
 
-def _randomised(layer, seed=0):
-    rng = np.random.default_rng(seed)
-    for v in layer.weights:
-        if "moving_variance" in v.path:
-            v.assign(rng.uniform(0.5, 1.5, v.shape).astype("float32"))
-        elif "moving_mean" in v.path or "beta" in v.path:
-            v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
-        elif "gamma" in v.path:
-            v.assign(rng.uniform(0.3, 1.5, v.shape).astype("float32"))
-
-
 def _bn_by_formula(layer, x):
     """The reference layer's output with every batch norm evaluated by hand: run it with its
     batch norms' call replaced by gamma * (x - mean) / sqrt(var + eps) + beta."""
@@ -73,7 +62,7 @@ def _twins(kind, fold, seed):
     x = np.random.default_rng(seed).random(shape, dtype=np.float32)
     ref = make(name="n")
     ref(x)
-    _randomised(ref)
+    randomise(ref, seed)
     twin = make(name="n", fold_bn=fold)
     twin(x)
     return x, ref, twin

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from .common import EXIT_BAD_INPUT, err_console, load_checked, out
+from .common import EXIT_BAD_INPUT, err_console, load_checked, out, split_names
 from .main import (ClassesOpt, DisablePassOpt, FramesOpt, PassesOpt, PruneThresholdOpt,
                    SizeOpt, TopKOpt, app)
 
@@ -98,11 +98,9 @@ def _optimise(net, level: int, passes, disable, prune_threshold, prune_top_k):
     """The passes of `-O level` (or of `--passes`): (Optimised, report entry)."""
     from ..compiler.passes import UnknownPassError, optimise
 
-    names = None
-    if passes:
-        names = [x.strip() for p in passes for x in p.split(",") if x.strip()]
+    names = split_names(passes) if passes else None
     try:
-        result = optimise(net, level=level, passes=names, disabled=disable or [],
+        result = optimise(net, level=level, passes=names, disabled=split_names(disable),
                           prune_threshold=prune_threshold, prune_top_k=prune_top_k)
     except UnknownPassError as exc:
         raise typer.BadParameter(str(exc)) from None

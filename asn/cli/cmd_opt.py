@@ -8,14 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from .common import atomic_write, err_console, load_checked, out
+from .common import atomic_write, err_console, load_checked, out, split_names
 from .main import DisablePassOpt, PassesOpt, PruneThresholdOpt, TopKOpt, app
 
 __all__ = ["opt", "print_reports"]
-
-
-def _split(values: Optional[List[str]]) -> list[str]:
-    return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]
 
 
 @app.command()
@@ -50,9 +46,9 @@ def opt(
                       f"  {kind:<7}  {i.description}")
         return
     net, _ = load_checked(file)
-    names = _split(passes) if passes else None
+    names = split_names(passes) if passes else None
     try:
-        new, reports = run_pipeline(net, level=level, passes=names, disabled=_split(disable),
+        new, reports = run_pipeline(net, level=level, passes=names, disabled=split_names(disable),
                                     prune_threshold=prune_threshold, prune_top_k=top_k)
     except UnknownPassError as exc:
         raise typer.BadParameter(str(exc)) from None

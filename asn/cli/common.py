@@ -89,3 +89,8 @@ def atomic_write(path: str, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def split_names(values) -> list[str]:
+    """`--passes a,b --passes c` -> ["a", "b", "c"]."""
+    return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]

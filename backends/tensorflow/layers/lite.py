@@ -16,6 +16,8 @@ import math
 import keras
 from keras import ops
 
+from .conv import apply_bn, check_bool
+
 __all__ = ["InvertedBottleneckBlock", "LiteHead", "LiteStem"]
 
 STEM_WIDTH = 24
@@ -72,19 +74,9 @@ def _temporal_conv(filters, c_in, dilation, seed, name, use_bias=False):
                  use_bias=use_bias)
 
 
-def _check_fold(fold_bn):
-    if not isinstance(fold_bn, bool):
-        raise ValueError(f"`fold_bn` must be a bool. Received: fold_bn={fold_bn!r}")
-    return fold_bn
-
-
 def _bn_or_none(fold_bn, momentum, epsilon, name, gamma_zero=False):
     # None: folded into the conv before it (the fold_bn form of `fold-batchnorm`).
     return None if fold_bn else _bn(momentum, epsilon, name, gamma_zero)
-
-
-def _apply_bn(bn, x, training):
-    return x if bn is None else bn(x, training=training)
 
 
 def _bn(momentum, epsilon, name, gamma_zero=False):
@@ -138,7 +130,7 @@ class LiteStem(keras.layers.Layer):
     def __init__(self, in_channels, dilation, frames, width=STEM_WIDTH, seed=0,
                  bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
-        self.fold_bn = _check_fold(fold_bn)
+        self.fold_bn = check_bool("fold_bn", fold_bn)
         _check_int("in_channels", in_channels, 1)
         if isinstance(dilation, bool) or not isinstance(dilation, int):
             raise ValueError(f"`dilation` must be an integer. Received: dilation={dilation!r}")
@@ -169,8 +161,8 @@ class LiteStem(keras.layers.Layer):
 
     def call(self, x, training=None):
         y = _unfold(x, self.frames)
-        y = ops.relu(_apply_bn(self.bn_spatial, self.conv_spatial(y), training))
-        y = ops.relu(_apply_bn(self.bn_temporal, self.conv_temporal(y), training))
+        y = ops.relu(apply_bn(self.bn_spatial, self.conv_spatial(y), training))
+        y = ops.relu(apply_bn(self.bn_temporal, self.conv_temporal(y), training))
         return _fold(y)
 
     def conv_bn_pairs(self):
@@ -196,7 +188,7 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
     def __init__(self, filters, dilation, stride, shortcut, seed, bn_momentum,
                  bn_epsilon, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
-        self.fold_bn = fold_bn = _check_fold(fold_bn)
+        self.fold_bn = fold_bn = check_bool("fold_bn", fold_bn)
         f0, f1, f2 = filters
         self.filters = tuple(filters)
         self.dilation = dilation
@@ -249,12 +241,12 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
         y = x
         # Layers alternate conv, BN; ReLU after every BN except the projection's.
         for i in range(0, len(self.main), 2):
-            y = _apply_bn(self.main[i + 1], self.main[i](y), training)
+            y = apply_bn(self.main[i + 1], self.main[i](y), training)
             if i + 2 < len(self.main):
                 y = ops.relu(y)
         shortcut = x
         if self.proj is not None:
-            shortcut = _apply_bn(self.proj[1], self.proj[0](x), training)
+            shortcut = apply_bn(self.proj[1], self.proj[0](x), training)
         return ops.relu(y + shortcut)
 
     def conv_bn_pairs(self):
@@ -311,7 +303,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
     def __init__(self, filters, num_units, dilation, stride, frames, seed=0,
                  bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
-        self.fold_bn = _check_fold(fold_bn)
+        self.fold_bn = check_bool("fold_bn", fold_bn)
         if (
             not isinstance(filters, (list, tuple))
             or len(filters) != 3
@@ -397,7 +389,7 @@ class LiteHead(keras.layers.Layer):
     def __init__(self, classes, frames, max_pool_predictions=False, dropout=None, seed=0,
                  bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
         super().__init__(**kwargs)
-        self.fold_bn = _check_fold(fold_bn)
+        self.fold_bn = check_bool("fold_bn", fold_bn)
         _check_int("classes", classes, 1)
         _check_int("frames", frames, 1)
         if not isinstance(max_pool_predictions, bool):
@@ -444,7 +436,7 @@ class LiteHead(keras.layers.Layer):
     def call(self, x, training=None):
         y = _unfold(x, self.frames)
         for conv, bn in zip(self.convs, self.bns):
-            y = ops.relu(_apply_bn(bn, conv(y), training))
+            y = ops.relu(apply_bn(bn, conv(y), training))
         if self.max_pool_predictions:
             # Per frame: [B*T, 2048] (a 2-D Dense input exports cleanly to ONNX).
             y = ops.reshape(ops.mean(y, axis=(2, 3)), (-1, HEAD_WIDTHS[-1]))
