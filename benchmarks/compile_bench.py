@@ -51,7 +51,8 @@ def main() -> int:
     import tensorflow as tf
     import onnxruntime as ort
 
-    from asn.backends.tensorflow.export import compile_network, random_inputs
+    from asn.backends.tensorflow.compile import compile_network
+    from asn.backends.tensorflow.parity import random_inputs
 
     print(f"{net.header.name}: {args.frames} frames at {args.size[0]}x{args.size[1]}, "
           f"{net.header.classes} classes; {os.cpu_count()} CPUs; TF {tf.__version__}, "

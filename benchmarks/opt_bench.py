@@ -38,16 +38,15 @@ def build(net, level: int, out: Path) -> dict:
     """Compile at ``level`` as `asnc compile -O<level>` does; static figures and timing."""
     import onnx
 
-    from asn.backends.tensorflow.export import compile_network, random_inputs
-    from asn.compiler.analysis import analyse
+    from asn.backends.tensorflow.compile import CompileOptions, compile_network
+    from asn.backends.tensorflow.parity import random_inputs
     from asn.compiler.passes import optimise
 
-    o = optimise(net, level=level) if level else None
+    o = optimise(net, level=level)
     t0 = time.perf_counter()
-    compile_network(net, str(out), optimised=o, formats=("savedmodel", "onnx"),
-                    do_verify=False, passes={"level": level, **(o.to_json() if o else {})})
+    compile_network(net, str(out), CompileOptions(verify=False), o)
     compile_s = time.perf_counter() - t0
-    stats = o.stats() if o else analyse(net)
+    stats = o.stats()
     nodes = len(onnx.load(str(out / "model.onnx")).graph.node)
     feeds = random_inputs(o.network if o else net, 1, 0)
     return {"nodes": nodes, "params": stats.total, "flops": stats.flops,

@@ -6,7 +6,7 @@ layer (SEMANTICS.md gives every formula). Batch norm counts four values per chan
 multiply-accumulate of every convolution and dense layer, for one clip (batch 1); the
 Representation Flow layer is estimated per pixel and iteration (FLOW_FLOPS_PER_PIXEL).
 
-Precondition: the network passed `validation.check_structure` (names resolve, no cycle).
+Precondition: names resolve and the graph has no cycle (`validation.check` checks both first).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..dsl.ir import INTER_CHANNELS, Block, Network, Stem
 from ..dsl.perf import paused_gc
 from .graph import build_graph, node_level, stable_topological_order
 
-__all__ = ["NodeStats", "NetworkStats", "analyse", "analyse_graph", "ShapeError",
+__all__ = ["NodeStats", "NetworkStats", "CountRules", "analyse", "analyse_graph", "ShapeError",
            "resize_factor", "peer_candidates", "fusion_target", "stem_width",
            "FLOW_PARAMS", "LITE_STEM_WIDTH", "LITE_HEAD_WIDTHS"]
 
@@ -39,12 +39,27 @@ class ShapeError(ValueError):
         self.node, self.message, self.slot = node, message, slot
 
 
+@dataclass(frozen=True)
+class CountRules:
+    """How the built model stores what these counts count. The reference form is the
+    default; each backend pass that applied says what it changes (its `counting`, in
+    `compiler.passes.backend`), so the counts never name a pass.
+
+    Attributes:
+        batchnorm_as_bias: a batch norm of C channels is C conv biases (not 4C values).
+        edge_weight_variables: a multi-input sum block holds its k connection logits.
+    """
+
+    batchnorm_as_bias: bool = False
+    edge_weight_variables: bool = True
+
+
 @dataclass
 class Count:
     trainable: int = 0
     non_trainable: int = 0
     flops: int = 0
-    fold_bn: bool = False  # `fold-batchnorm`: a batch norm is a conv bias (C values)
+    rules: CountRules = CountRules()
 
     def add(self, trainable: int = 0, non_trainable: int = 0, flops: int = 0) -> "Count":
         self.trainable += trainable
@@ -53,7 +68,7 @@ class Count:
         return self
 
     def bn(self, channels: int, elements: int = 0) -> "Count":
-        if self.fold_bn:
+        if self.rules.batchnorm_as_bias:
             return self.add(channels, 0)
         return self.add(2 * channels, 2 * channels)
 
@@ -201,25 +216,21 @@ def _user_module(block: Block, c_in: int, units: int, t: int, h: int, w: int):
     return static_info(block, c_in, units, (t, h, w))
 
 
-def analyse(net: Network, fold_bn: bool = False, fold_edges: bool = False) -> NetworkStats:
-    return analyse_graph(build_graph(net), fold_bn=fold_bn, fold_edges=fold_edges)
+def analyse(net: Network, rules: CountRules = CountRules()) -> NetworkStats:
+    return analyse_graph(build_graph(net), rules)
 
 
-def analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = False
-                  ) -> NetworkStats:
+def analyse_graph(g: nx.DiGraph, rules: CountRules = CountRules()) -> NetworkStats:
     """Per-node shapes, parameters and FLOPs; raises ShapeError where inputs cannot fuse.
 
-    `fold_bn` and `fold_edges` give the figures of the model the backend builds after its
-    `fold-batchnorm` (a batch norm of C channels becomes C conv biases) and
-    `fold-edge-weights` passes (no connection-weight variables left). The caller decides
-    whether a pass applies (`compiler.passes.backend.lowering_plan`).
+    `rules`: the figures of the reference form by default; `LoweringForm.count_rules()`
+    gives those of a model built with backend passes applied.
     """
     with paused_gc():
-        return _analyse_graph(g, fold_bn, fold_edges)
+        return _analyse_graph(g, rules)
 
 
-def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = False
-                   ) -> NetworkStats:
+def _analyse_graph(g: nx.DiGraph, rules: CountRules) -> NetworkStats:
     hdr = g.graph["network"]
     T, (H, W), K = hdr.frames, hdr.size, hdr.classes
     irs = {n: g.nodes[n]["ir"] for n in g.nodes}
@@ -242,7 +253,7 @@ def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = Fals
 
     for name in (_peer_order(g) if peer else stable_topological_order(g)):
         ir = irs[name]
-        c = Count(fold_bn=fold_bn)
+        c = Count(rules=rules)
         if isinstance(ir, Stem):
             shape = _stem(c, ir, hdr, S, T, H, W)
             shapes[name] = shape
@@ -265,7 +276,7 @@ def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = Fals
                     raise ShapeError(name, f"input `{p}` ({s[1]}x{s[2]}) cannot be max-pooled "
                                      f"to {h_min}x{w_min}: a window of {r} gives "
                                      f"{got[0]}x{got[1]}", slot)
-        fc = Count(fold_bn=fold_bn)
+        fc = Count(rules=rules)
         channels = [s[3] for s in in_shapes]
         k = len(preds)
         if mode != "none" and hdr.combine != "concat":
@@ -276,7 +287,7 @@ def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = Fals
             c_in = sum(channels)
         else:
             learn = any(inp.weight is None for inp in ir.inputs)
-            if not fold_edges:
+            if rules.edge_weight_variables:
                 fc.add(k if learn else 0, 0 if learn else k)
             excluded = [isinstance(irs[p], Stem) and irs[p].type == "object" for p in preds]
             lc = fusion_target(channels, excluded)
@@ -290,7 +301,7 @@ def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = Fals
         breakdown["fusion"] = fc.total
         c.add(fc.trainable, fc.non_trainable, fc.flops)
         # -- the block itself
-        bc = Count(fold_bn=fold_bn)
+        bc = Count(rules=rules)
         L = ir.level
         if ir.module in ("bottleneck", "bottleneck3d"):
             ho, wo = _bottleneck(bc, c_in, ir.filters, INTER_CHANNELS[L], units[L], ir.stride, T,
@@ -315,7 +326,7 @@ def _analyse_graph(g: nx.DiGraph, fold_bn: bool = False, fold_edges: bool = Fals
 
     heads = g.graph["heads"]
     if heads:
-        extra.append(_head(hdr, [shapes[h] for h in heads], K, T, fold_bn))
+        extra.append(_head(hdr, [shapes[h] for h in heads], K, T, rules))
     ordered = [stats[n] for n in sorted(stats, key=lambda n: g.nodes[n]["index"])]
     flow = [e for e in extra if e.kind == "flow_layer"]
     head = [e for e in extra if e.kind == "head"]
@@ -384,7 +395,7 @@ def _peer_order(g: nx.DiGraph) -> list[str]:
         remaining[lvl] = remaining.get(lvl, 0) + 1
     levels = sorted(remaining)
     li = 0
-    frontier = levels[0] if levels else 0  # every level below it is done
+    frontier: float = levels[0] if levels else 0  # every level below it is done
     ready: list[tuple[int, str]] = []
     parked: dict[int, list[str]] = {}  # level -> blocks waiting for lower levels
 
@@ -408,7 +419,7 @@ def _peer_order(g: nx.DiGraph) -> list[str]:
                 offer(succ)
         while li < len(levels) and remaining[levels[li]] == 0:
             li += 1
-        new = levels[li] if li < len(levels) else math.inf
+        new: float = levels[li] if li < len(levels) else math.inf
         if new > frontier:
             frontier = new
             for lvl in sorted(k for k in parked if k <= frontier):
@@ -422,8 +433,8 @@ def _peer_order(g: nx.DiGraph) -> list[str]:
     return order
 
 
-def _head(hdr, head_shapes: list, K: int, T: int, fold_bn: bool = False) -> NodeStats:
-    c = Count(fold_bn=fold_bn)
+def _head(hdr, head_shapes: list, K: int, T: int, rules: CountRules) -> NodeStats:
+    c = Count(rules=rules)
     C = head_shapes[0][3]
     per_frame = hdr.head_pool == "max"
     if hdr.variant == "lite":

@@ -12,8 +12,8 @@ import networkx as nx
 
 from ..dsl.ir import Block, Network, Stem
 
-__all__ = ["build_graph", "stable_topological_order", "to_network", "stem_level", "node_level",
-           "reachable_to_heads", "dataflow_graph"]
+__all__ = ["build_graph", "stable_topological_order", "stem_level", "node_level",
+           "reachable_to_heads"]
 
 # Stems sit below level 0, in the order AssembleNet++ lists peer candidates.
 _STEM_LEVEL = {"object": -3, "flow": -2, "rgb": -1}
@@ -28,7 +28,7 @@ def node_level(node: Stem | Block) -> int:
 
 
 def build_graph(net: Network) -> nx.DiGraph:
-    g = nx.DiGraph(network=net.header, heads=net.head_names(), explicit_heads=net.heads)
+    g: nx.DiGraph = nx.DiGraph(network=net.header, heads=net.head_names(), explicit_heads=net.heads)
     for index, node in enumerate(net.nodes):
         g.add_node(node.name, ir=node, index=index)
     for node in net.nodes:
@@ -43,34 +43,13 @@ def stable_topological_order(g: nx.DiGraph) -> list[str]:
     return list(nx.lexicographical_topological_sort(g, key=lambda n: g.nodes[n]["index"]))
 
 
-def to_network(g: nx.DiGraph) -> Network:
-    """The graph back as IR, in declaration order (used by source-to-source passes)."""
-    nodes = [g.nodes[n]["ir"] for n in sorted(g.nodes, key=lambda n: g.nodes[n]["index"])]
-    return Network(header=g.graph["network"], nodes=nodes, heads=g.graph.get("explicit_heads"))
-
-
-def dataflow_graph(g: nx.DiGraph) -> nx.DiGraph:
-    """`g` plus the edges peer attention adds: in `peer` mode every block reads (through its
-    peer candidates) every node of a lower level."""
-    if g.graph["network"].attention != "peer":
-        return g
-    flow = g.copy()
-    nodes = list(g.nodes)
-    for b in nodes:
-        ir = g.nodes[b]["ir"]
-        if isinstance(ir, Block):
-            for n in nodes:
-                if node_level(g.nodes[n]["ir"]) < ir.level and not flow.has_edge(n, b):
-                    flow.add_edge(n, b, slot=None, weight=None, peer=True)
-    return flow
-
-
 def reachable_to_heads(g: nx.DiGraph) -> set[str]:
     """Every node from which some head can be reached (heads included), peer edges counted.
 
-    One backward search from all heads at once, linear in the graph: the peer edges of
-    `dataflow_graph` (every node of a lower level -> each block) are followed without being
-    built, by keeping every node below the highest level of a block reached so far.
+    One backward search from all heads at once, linear in the graph: the edges peer attention
+    adds (in `peer` mode every block reads, through its peer candidates, every node of a lower
+    level) are followed without being built, by keeping every node below the highest level of
+    a block reached so far.
     """
     peer = g.graph["network"].attention == "peer"
     by_level = sorted(g.nodes, key=lambda n: node_level(g.nodes[n]["ir"])) if peer else []

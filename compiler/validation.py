@@ -23,7 +23,8 @@ MAX_LEVEL = 3
 MAX_STRIDE = 4
 MAX_DILATION = 64
 MAX_FILTERS = 65536
-_USER_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_USER_MODULE = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}$")  # package.module:Factory
 
 
 def check(net: Network) -> Diagnostics:
@@ -38,7 +39,7 @@ def _check(net: Network) -> Diagnostics:
     g = build_graph(net) if names_ok else None  # the graph needs every name resolved
     acyclic = g is not None and _check_acyclic(g, d)
     _check_values(net, d)  # per node and header: independent of names and edges
-    if not acyclic:
+    if g is None or not acyclic:
         return d
     _check_network(net, g, d)
     if d.has_errors:
@@ -50,14 +51,14 @@ def _check(net: Network) -> Diagnostics:
 
 
 def check_names(net: Network, d: Diagnostics) -> bool:
-    seen: dict[str, object] = {}
+    seen: dict[str, Stem | Block] = {}
     ok = True
     for node in net.nodes:
         if node.name in seen:
             first = seen[node.name]
             d.error("ASN100", f"`{node.name}` is declared twice", node.where("name"),
-                    notes=[f"first declared at line {first.span.line}"] if getattr(
-                        first, "span", None) else [])
+                    notes=[f"first declared at line {first.span.line}"] if first.span
+                    else [])
             ok = False
         else:
             seen[node.name] = node
@@ -173,6 +174,7 @@ def _check_weights(node: Block, d: Diagnostics) -> None:
                 help="give every input a weight, or none to learn them")
     for inp in given:
         w = inp.weight
+        assert w is not None  # `given` holds the inputs with a weight
         if not math.isfinite(w):
             d.error("ASN111", f"connection weight of `{inp.source}` is {w}; it must be a "
                     "finite number in (0, 1)", inp.where("weight"))

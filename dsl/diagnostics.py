@@ -3,10 +3,10 @@
 A `Diagnostic` holds a severity, a stable code, a message that makes sense on its
 own, a span, and optional help. `render` prints it the way compilers do:
 
-    net.asn:14:9: error: unknown input `b3` [ASN102]
+    net.asn:14:51: error: unknown input `b3` of block `b6` [ASN101]
        14 | block b6 = bottleneck(level=0, filters=32) <- r0, b3
           |                                                   ^^
-       = help: did you mean `b4`?
+          = help: did you mean `b4`?
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -47,7 +46,3 @@ def load_json_form(data: dict, positions: dict[tuple, tuple[int, int]], source: 
 
         pydantic_diagnostics(exc, diags, locate, "ASN012")
         raise DiagnosticError(diags, source) from None
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=1) + "\n"

@@ -8,22 +8,25 @@ list means "learn them all". A file is a bare structure list or an object with
 `structure`, `weights`, `depth`. asnc writes more keys that it reads back so the round trip
 is lossless: `names`, `heads`, `network` (the header settings) and, when a block's module is
 not the one its filters imply (`bottleneck3d`, a user module), `modules` (per node, null for
-the implied one).
+the implied one). `with_import_defaults` fills in the header settings a bare structure lacks
+(`asnc import`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import networkx as nx
 from pydantic import ValidationError
 
 from .diagnostics import DiagnosticError, Diagnostics, Source
-from .ir import STEM_LIST_CODES, Block, Header, Input, Network, Span, Stem
-from .jsonpos import JSONPosError, load_with_positions
+from .ir import LITE_UNITS, STEM_LIST_CODES, Block, Header, Input, Network, Span, Stem
 from .pyerrors import pydantic_diagnostics
 
-__all__ = ["load_list", "to_list", "is_list_format", "default_name"]
+__all__ = ["load_list", "to_list", "is_list_format", "default_name",
+           "with_import_defaults"]
 
 _CODE_TO_STEM = {v: k for k, v in STEM_LIST_CODES.items()}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -125,9 +128,10 @@ class _ListReader:
             return None
         net = Network(header=header, nodes=[n for n in nodes if n is not None], heads=heads)
         if heads is not None:
-            net.attr_spans["heads"] = self.at(("heads",))
+            spans = {"heads": self.at(("heads",))}
             for k, h in enumerate(heads):
-                net.attr_spans.setdefault(f"heads.{h}", self.at(("heads", k)))
+                spans.setdefault(f"heads.{h}", self.at(("heads", k)))
+            net.attr_spans.update({k: s for k, s in spans.items() if s is not None})
         return net
 
     def _header(self, fields: dict) -> Header | None:
@@ -285,16 +289,55 @@ def load_list(data: Any, positions: dict, source: Source, name: str) -> Network:
     return net
 
 
-def load_list_text(text: str, path: str, name: str) -> Network:
-    source = Source(path, text)
+def with_import_defaults(net: Network, text: str, name: str | None = None,
+                         attention: str | None = None, objects: int | None = None,
+                         lite: bool | None = None) -> Network:
+    """`net`, loaded from `text`, with the header settings `asnc import` gives it.
+
+    A list-format structure carries no header settings, so an import fills them in from the
+    structure, unless given (the arguments; None means "default"):
+
+    - `name`: the network name;
+    - `attention`: `peer` for an AssembleNet++ structure (an object stem or a lite block) whose
+      header says `none` (the AssembleNet++ paper's model, SEMANTICS.md), else as loaded;
+    - `objects` (`object_classes`): 151 (ADE-20k, the reference's default) when the
+      structure has an object stem and the header gives none;
+    - `lite` (the variant): lite when the header says so or every block is a lite block;
+      a lite network whose `text` gives no top-level `depth` key gets the unit counts
+      `LITE_UNITS` (the AssembleNet++lite run script has no depth table).
+    """
+    hdr = net.header
+    has_objects = any(isinstance(n, Stem) and n.type == "object" for n in net.nodes)
+    blocks = net.blocks
+    plus = has_objects or any(b.module == "lite" for b in blocks)
+    update: dict[str, Any] = {}
+    if name:
+        update["name"] = name
+    if attention is not None:
+        update["attention"] = attention
+    elif plus and hdr.attention == "none":
+        update["attention"] = "peer"
+    if objects is not None:
+        update["object_classes"] = objects
+    elif hdr.object_classes is None and has_objects:
+        update["object_classes"] = 151
+    if lite is None:
+        lite = hdr.variant == "lite" or (bool(blocks) and all(b.module == "lite"
+                                                               for b in blocks))
+    update["variant"] = "lite" if lite else "standard"
+    if lite and isinstance(hdr.depth, int) and "depth" not in _top_level_keys(text):
+        update["depth"] = LITE_UNITS
+    header = type(hdr).model_validate({**hdr.model_dump(), **update})
+    return net.model_copy(update={"header": header})
+
+
+def _top_level_keys(text: str) -> set[str]:
+    """The keys of a JSON object `text` (none for other JSON, or text that is not JSON)."""
     try:
-        data, positions = load_with_positions(text)
-    except JSONPosError as exc:
-        d = Diagnostics()
-        d.error("ASN003", f"invalid JSON: {exc.message}",
-                Span(line=exc.line, col=exc.col, end_line=exc.line, end_col=exc.col + 1))
-        raise DiagnosticError(d, source) from None
-    return load_list(data, positions, source, name)
+        data = json.loads(text)
+    except ValueError:
+        return set()
+    return set(data) if isinstance(data, dict) else set()
 
 
 def to_list(net: Network) -> dict:
@@ -348,16 +391,15 @@ def _implied_module(filters) -> str:
 
 
 def _list_order(net: Network) -> list:
-    seen: set[str] = set()
-    ok = True
-    for n in net.nodes:
-        if isinstance(n, Block) and any(i.source not in seen for i in n.inputs):
-            ok = False
-            break
-        seen.add(n.name)
-    if ok:
-        return list(net.nodes)
-    from ..compiler.graph import build_graph, stable_topological_order  # local: avoid a cycle
-    g = build_graph(net)
-    return [g.nodes[name]["ir"] for name in stable_topological_order(g)]
-
+    """The nodes in a stable topological order: each time, the earliest declared node whose
+    inputs are all placed (declaration order itself when it has every input before its
+    reader); `compiler.graph.stable_topological_order` is the same networkx order on the
+    compiler's graph."""
+    index = {n.name: k for k, n in enumerate(net.nodes)}
+    g: nx.DiGraph = nx.DiGraph()
+    g.add_nodes_from(index)
+    g.add_edges_from((i.source, b.name) for b in net.blocks for i in b.inputs)
+    if len(g) != len(index) or not nx.is_directed_acyclic_graph(g):
+        raise ValueError(f"network `{net.header.name}` has a cycle or an unknown input; "
+                         "check it first")
+    return [net.nodes[index[n]] for n in nx.lexicographical_topological_sort(g, key=index.get)]

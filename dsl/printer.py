@@ -9,6 +9,7 @@ one per line when a statement would pass 100 columns. Comments are kept.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from .ir import Block, Header, Network, Stem
 
@@ -27,13 +28,13 @@ _ORDER = [
 
 
 def format_weight(w: float) -> str:
-    text = repr(float(w))
-    return text if text not in ("nan", "inf", "-inf") else text
+    """`repr`, so the weight reads back bit for bit."""
+    return repr(float(w))
 
 
 def _value(field: str, v: object) -> str:
     if field == "size":
-        h, w = v  # type: ignore[misc]
+        h, w = cast("tuple[int, int]", v)
         return f"{h}x{w}"
     if field == "depth" and isinstance(v, (tuple, list)):
         return "[" + ", ".join(str(x) for x in v) + "]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .diagnostics import Diagnostics
 from .ir import Span
@@ -12,7 +13,7 @@ from .ir import Span
 __all__ = ["pydantic_diagnostics"]
 
 
-def _describe(err: dict) -> str:
+def _describe(err: ErrorDetails) -> str:
     msg = err["msg"]
     # pydantic says "Value error, ..." for our own validators: keep just our words.
     if msg.startswith("Value error, "):

@@ -88,7 +88,10 @@ def render_video(direction: str, frames: int, size: int, rng: np.random.Generato
 
 def write_video(path: Path, video: np.ndarray, fmt: str = "mp4") -> None:
     """Encode uint8 ``[T, H, W, 3]`` (H, W even) as yuv420p mp4 or webm."""
-    codec = "libvpx" if fmt == "webm" else ("libx264" if "libx264" in av.codecs_available else "mpeg4")
+    if fmt == "webm":
+        codec = "libvpx"
+    else:
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=FPS)
         stream.width, stream.height = video.shape[2], video.shape[1]

@@ -78,7 +78,7 @@ def randomise(model, seed: int = 0) -> None:
 
 
 def video(net: Network, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
-    from asn.backends.tensorflow.export import random_inputs
+    from asn.backends.tensorflow.parity import random_inputs
 
     return random_inputs(net, batch, seed)
 

@@ -12,18 +12,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+pytestmark = pytest.mark.tf
 pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 from _tfnets import example, parse, randomise, video, with_header  # noqa: E402
 
-from asn.backends.tensorflow import passes as bpasses  # noqa: E402
-from asn.backends.tensorflow.export import CompileError, compile_network  # noqa: E402
+from asn.backends.tensorflow import proofs  # noqa: E402
+from asn.backends.tensorflow.compile import (CompileError, CompileOptions,  # noqa: E402
+                                             compile_network)
+from asn.backends.tensorflow.rewrites import fold_batchnorm as fold_batchnorm_rewrite  # noqa: E402,E501
 from asn.backends.tensorflow.layers import (BottleneckBlock, FlowStem,  # noqa: E402
                                             InvertedBottleneckBlock, LiteHead, LiteStem,
                                             RGBStem)
 from asn.backends.tensorflow.layers.folding import bn_count, load_folded  # noqa: E402
 from asn.backends.tensorflow.lower import lower  # noqa: E402
-from asn.compiler.passes import LoweringPlan, optimise  # noqa: E402
+from asn.compiler.passes import LoweringForm, optimise  # noqa: E402
+
+ONNX_ONLY = CompileOptions(formats=("onnx",), verify=False)
 
 LAYERS = {
     "bottleneck": (lambda **k: BottleneckBlock(4, 8, 3, 2, 2, 2, **k), (4, 8, 8, 6)),
@@ -121,11 +126,11 @@ block top = bottleneck(level=3, filters=8, stride=2) <- d @0.5, c @0.9
 
 def _chain(net, seed=0):
     o = optimise(net, level=1)
-    ref = lower(o.network, seed=seed, plan=LoweringPlan())
+    ref = lower(o.network, seed=seed, form=LoweringForm.reference())
     randomise(ref.model, seed)
     feeds = video(o.network, 2, seed)
-    final, proofs = bpasses.apply_passes(o.network, ref, o.plan, feeds, seed=seed)
-    return o, ref, final, proofs, feeds
+    final, done = proofs.apply_backend_passes(o.network, ref, o.form, feeds, seed=seed)
+    return o, ref, final, done, feeds
 
 
 @pytest.mark.parametrize("net", [
@@ -137,12 +142,12 @@ def _chain(net, seed=0):
 ])
 def test_chain_is_exact_and_counts_match_stats(net):
     net = net()
-    o, ref, final, proofs, feeds = _chain(net)
-    assert [p.name for p in proofs] == o.plan.passes()
-    for p in proofs:
+    o, ref, final, done, feeds = _chain(net)
+    assert [p.name for p in done] == list(o.form.applied)
+    for p in done:
         assert p.ok and p.max_abs_diff <= 1e-4, p.to_json()
-    want = bpasses.logits_of(ref.model, feeds)
-    got = bpasses.logits_of(final.model, feeds)
+    want = proofs.logits_of(ref.model, feeds)
+    got = proofs.logits_of(final.model, feeds)
     assert np.max(np.abs(want)) > 1e-2  # not a trivially zero network
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert final.model.count_params() == o.stats().total
@@ -152,9 +157,9 @@ def test_chain_is_exact_and_counts_match_stats(net):
 
 def test_edge_fold_leaves_no_multiply_on_a_tree():
     net = parse(SMALL.format(extra=""))
-    o, ref, final, proofs, _ = _chain(net)
-    detail = proofs[-1].detail
-    assert proofs[-1].name == "fold-edge-weights"
+    o, ref, final, done, _ = _chain(net)
+    detail = done[-1].detail
+    assert done[-1].name == "fold-edge-weights"
     assert detail["folded_edges"] + detail["remaining_multiplies"] == 13
     fusions = [final.model.get_layer(n) for n in final.fusions.values()]
     constant = sum(s != 1.0 for f in fusions for s in f.scales)
@@ -163,20 +168,19 @@ def test_edge_fold_leaves_no_multiply_on_a_tree():
 
 
 def test_broken_pass_fails_the_compile_naming_it(tmp_path, monkeypatch):
-    good = bpasses.TRANSFORMS["fold-batchnorm"]
+    good = fold_batchnorm_rewrite.rewrite
 
-    def off_by_a_bit(net, current, plan, seed, batch):
-        new, detail = good(net, current, plan, seed, batch)
+    def off_by_a_bit(step):
+        new, detail = good(step)
         conv = new.model.get_layer("top").units[0]["last"]
         conv.bias.assign(conv.bias.numpy() + 0.5)
         return new, detail
 
-    monkeypatch.setitem(bpasses.TRANSFORMS, "fold-batchnorm", off_by_a_bit)
+    monkeypatch.setattr(fold_batchnorm_rewrite, "rewrite", off_by_a_bit)
     net = parse(SMALL.format(extra=""))
     out = tmp_path / "out"
     with pytest.raises(CompileError, match="fold-batchnorm"):
-        compile_network(net, str(out), optimised=optimise(net, level=1), formats=("onnx",),
-                        do_verify=False)
+        compile_network(net, str(out), ONNX_ONLY, optimise(net, level=1))
     assert not out.exists()
 
 
@@ -185,8 +189,8 @@ def test_pruned_deviation_reported_and_dce_proved(tmp_path):
     o = optimise(net, level=2)
     names = [name for name, _ in o.stages]
     assert names == ["dead-node-elimination", "prune-edges"]
-    result = compile_network(net, str(tmp_path / "out"), optimised=o, formats=("onnx",),
-                             do_verify=False, passes={"level": 2, **o.to_json()})
+    result = compile_network(net, str(tmp_path / "out"), ONNX_ONLY, o)
+    assert result.report["passes"]["level"] == 2
     proofs = {p["pass"]: p for p in result.report["proofs"]}
     assert proofs["dead-node-elimination"]["ok"] and \
         proofs["dead-node-elimination"]["max_abs_diff"] == 0.0
@@ -198,28 +202,35 @@ def test_pruned_deviation_reported_and_dce_proved(tmp_path):
 
 def test_exported_graph_per_level(tmp_path):
     """-O0 exports the flow layer's difference convolutions and one multiply per connection;
-    -O1 exports neither, nor any batch norm."""
+    -O1 exports neither. The -O0 SavedModel computes every batch norm (one `Rsqrt` of
+    `var + eps` each), the -O1 one none (tf2onnx folds inference batch norms into the
+    convolutions itself, so the ONNX graph cannot tell the two apart)."""
     import collections
 
     import onnx
+    from tensorflow.core.protobuf import saved_model_pb2
 
     net = parse(SMALL.format(extra=""))
-    counts = {}
+    counts, rsqrt = {}, {}
     for level in (0, 1):
         o = optimise(net, level=level)
         out = tmp_path / f"o{level}"
-        compile_network(net, str(out), optimised=o, formats=("onnx",), do_verify=True)
+        compile_network(net, str(out), CompileOptions(), o)
         m = onnx.load(str(out / "model.onnx"))
         counts[level] = collections.Counter(n.op_type for n in m.graph.node)
-    assert counts[0]["BatchNormalization"] == counts[1]["BatchNormalization"] == 0
+        sm = saved_model_pb2.SavedModel()
+        sm.ParseFromString((out / "saved_model" / "saved_model.pb").read_bytes())
+        graph = sm.meta_graphs[0].graph_def
+        rsqrt[level] = sum(n.op == "Rsqrt" for f in graph.library.function for n in f.node_def)
+    # SMALL as written: 5 blocks of one unit (projection + 3 convs, a batch norm each) and
+    # 3 stems (rgb: 2 convs, flow: 1, rgb: 2): 5 * 4 + 2 + 1 + 2 = 25 batch norms
+    assert rsqrt == {0: 25, 1: 0}
     # -O0 also has the flow layer's fixed difference convolutions
     assert counts[0]["Conv"] > counts[1]["Conv"]
     assert counts[0]["Mul"] > counts[1]["Mul"]
     assert sum(counts[1].values()) < sum(counts[0].values())
 
 
-# Keras' own h5 writer converts tensors with np.array(copy=False) (a numpy 2 deprecation).
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_trained_weights_survive_every_pass(tmp_path):
     """Weights saved from the training form load into the reference model; after dead-node
     elimination and all folds the exported ONNX computes the trained model's logits."""
@@ -235,12 +246,12 @@ def test_trained_weights_survive_every_pass(tmp_path):
     o = optimise(net, level=1)
     assert "dead" not in {n.name for n in o.network.nodes}
     out = tmp_path / "out"
-    result = compile_network(net, str(out), optimised=o, weights=str(path), seed=0,
-                             formats=("onnx",), do_verify=False)
+    result = compile_network(net, str(out), CompileOptions(weights=str(path), seed=0,
+                                                           formats=("onnx",), verify=False), o)
     assert [p["pass"] for p in result.report["proofs"]] == [
         "dead-node-elimination", "repflow-slices", "fold-batchnorm", "fold-edge-weights"]
     feeds = video(net, 2, seed=9)
-    want = bpasses.logits_of(trained, feeds)
+    want = proofs.logits_of(trained, feeds)
     got = ort.InferenceSession(str(out / "model.onnx"),
                                providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
     assert np.max(np.abs(want)) > 1e-2
@@ -266,11 +277,11 @@ block top = bottleneck(level=3, filters=8, stride=4) <- a @0.5, b @0.5
     o2 = optimise(net, level=2)
     a_inputs = next(n for n in o2.network.nodes if n.name == "a").inputs
     assert [i.source for i in a_inputs] == ["r"]
-    low = lower(o2.network, plan=LoweringPlan())
+    low = lower(o2.network, form=LoweringForm.reference())
     assert "a" not in low.fusions and "a_fusion" not in {x.name for x in low.model.layers}
     for level in (0, 1):
         o = optimise(net, level=level)
-        lo = lower(o.network, plan=LoweringPlan())
+        lo = lower(o.network, form=LoweringForm.reference())
         for block in ("b", "top"):
             fusion = lo.model.get_layer(lo.fusions[block])
             assert fusion._factors == [None, None] and fusion.group_convs() == {}
@@ -303,8 +314,8 @@ block b = bottleneck(level=1, filters=4, stride=2) <- u, a, o
 block top = bottleneck(level=3, filters=8, stride=2) <- b, a
 """)
     assert all(i.weight is None for n in net.nodes for i in getattr(n, "inputs", []))
-    o, ref, final, proofs, _ = _chain(net, seed=3)
-    assert o.plan.fold_edge_weights
-    assert all(p.ok for p in proofs), [p.to_json() for p in proofs]
+    o, ref, final, done, _ = _chain(net, seed=3)
+    assert o.form.has("fold-edge-weights")
+    assert all(p.ok for p in done), [p.to_json() for p in done]
     assert final.model.count_params() == o.stats().total
     assert not any("edge_logits" in v.path for v in final.model.weights)

@@ -35,21 +35,21 @@ def test_check_json(tmp_path, capsys):
     assert diags[0]["severity"] == "error" and "frames" in diags[0]["message"]
 
 
-def test_stats_json_keys(capsys):
+def test_stats_json_keys(capsys, golden):
     assert run("stats", "--json", str(EXAMPLES / "assemblenet50.asn")) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["network"] == "assemblenet50"
-    assert data["params"] == {"total": 37485564, "trainable": 37398864, "non_trainable": 86700}
+    assert data["params"] == golden["assemblenet50"]["published_weights"]  # 400 classes
     node = next(n for n in data["nodes"] if n["name"] == "b14")
     assert node["kind"] == "block" and node["shape"] == [32, 7, 7, 2048]
     assert {"name", "kind", "shape", "params", "flops"} <= set(node)
 
 
-def test_stats_overrides(capsys):
+def test_stats_overrides(capsys, golden):
     assert run("stats", "--json", "--frames", "4", "--size", "64", "64", "--classes", "101",
                str(EXAMPLES / "assemblenet50.asn")) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["params"]["total"] == 36872913  # golden.json, 101 classes
+    assert data["params"] == golden["assemblenet50"]["by_num_classes"]["101"]["published_weights"]
     assert next(n for n in data["nodes"] if n["name"] == "b14")["shape"] == [4, 2, 2, 2048]
 
 
@@ -94,3 +94,14 @@ def test_front_end_does_not_import_tensorflow():
 def test_reference_file_needs_pick(capsys):
     assert run("check", str(REFERENCE / "structures.json")) == 1
     assert "--pick assemblenet50" in capsys.readouterr().err
+
+
+def test_tf_marker_expressions():
+    """`-m` expressions under which conftest.py collects no module marked `tf` (so the run
+    stays TensorFlow-free) and those under which it must collect them."""
+    from conftest import deselects_tf
+
+    for expr in ("not tf", "not tf and not slow", "slow and not tf", "not (tf or slow)"):
+        assert deselects_tf(expr), expr
+    for expr in ("", "tf", "not slow", "slow", "tf or not tf", "not tf or slow", "tf(x=1)"):
+        assert not deselects_tf(expr), expr

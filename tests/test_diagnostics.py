@@ -21,7 +21,7 @@ from asn.compiler.validation import check
 from asn.dsl import textio
 from asn.dsl.diagnostics import DiagnosticError, Source, render
 from asn.dsl.loader import load_text
-from asn.dsl.parser import _SYNTAX_EXAMPLES
+from asn.dsl.syntax_errors import SYNTAX_EXAMPLES
 
 H = "network n { frames 4 size 64x64 }\nstem r0 = rgb\n"  # lines 1-2
 H2 = H + "stem r1 = rgb\n"  # lines 1-3
@@ -42,7 +42,7 @@ class Case:
 
 
 CASES = [
-    # --- syntax: each friendly class of dsl/parser.py, at the depths it occurs -----------
+    # --- syntax: each friendly class of dsl/syntax_errors.py, at the depths it occurs ----
     Case("syntax_missing_equals_stem", "network n { }\nstem r0 rgb\n", 2, 9,
          "expected `=` after the node name: unexpected `rgb`", "ASN002"),
     Case("syntax_missing_equals_block", H + "block b1 bottleneck(level=0) <- r0\n", 3, 10,
@@ -50,7 +50,8 @@ CASES = [
     Case("syntax_missing_comma", H2 + B + "r0 r1\n", 4, 48,
          "expected `,` between inputs: unexpected `r1`", "ASN002",
          help="separate inputs with commas"),
-    Case("syntax_missing_comma_after_weights", H2 + "stem r2 = rgb\n" + B + "r0 @0.5, r1 @0.25 r2\n",
+    Case("syntax_missing_comma_after_weights",
+         H2 + "stem r2 = rgb\n" + B + "r0 @0.5, r1 @0.25 r2\n",
          5, 63, "expected `,` between inputs: unexpected `r2`", "ASN002"),
     Case("syntax_missing_at", H2 + B + "r0 0.5, r1\n", 4, 48,
          "a connection weight must follow `@`: unexpected `0.5`", "ASN002",
@@ -59,7 +60,8 @@ CASES = [
          "a connection weight must follow `@`: unexpected `0.7`", "ASN002"),
     Case("syntax_arg_colon", H + "stem r1 = rgb(dilation: 4)\n", 3, 23,
          "arguments are written `name=value`: unexpected character `:`", "ASN002"),
-    Case("syntax_arg_space_later_arg", H + "block b = bottleneck(level=3, filters 8) <- r0\n", 3, 39,
+    Case("syntax_arg_space_later_arg", H + "block b = bottleneck(level=3, filters 8) <- r0\n",
+         3, 39,
          "arguments are written `name=value`: unexpected `8`", "ASN002"),
     Case("syntax_unclosed_header", "network n { depth 50\nstem r0 = rgb\n" + B + "r0\n", 2, 9,
          "the network header is not closed: unexpected `=`", "ASN002",
@@ -167,7 +169,8 @@ CASES = [
          ' "weights": [[[0.5]], []]\n}\n', 3, 14, "node 0 is a stem and takes no connection "
          "weights", "ASN110", suffix=".json"),
     # --- values -----------------------------------------------------------------------
-    Case("filters_three_for_bottleneck", H + "block b = bottleneck(level=3, filters=[8, 8, 8]) <- r0\n",
+    Case("filters_three_for_bottleneck",
+         H + "block b = bottleneck(level=3, filters=[8, 8, 8]) <- r0\n",
          3, 39, "module `bottleneck` takes one filter count, got `[8, 8, 8]`", "ASN120"),
     Case("filters_one_for_lite", H + "block b = lite(level=3, filters=8) <- r0\n", 3, 33,
          "the lite module needs three filter widths", "ASN120"),
@@ -183,7 +186,8 @@ CASES = [
          3, 51, "temporal dilation 0 of `b` is out of range 1..64", "ASN121"),
     Case("dilation_too_large", H + "block b = bottleneck(level=3, filters=8, dilation=65) <- r0\n",
          3, 51, "temporal dilation 65 of `b` is out of range 1..64", "ASN121"),
-    Case("list_level_out_of_range", '[\n  [-1, 4],\n  [3, [0], 32, 1, 1],\n  [-1, [0], 32, 1, 1]\n]\n',
+    Case("list_level_out_of_range",
+         '[\n  [-1, 4],\n  [3, [0], 32, 1, 1],\n  [-1, [0], 32, 1, 1]\n]\n',
          4, 4, "level -1 of `b2` is out of range 0..3", "ASN121", suffix=".json"),
     Case("list_stem_dilation_out_of_range", '[\n  [-1, 5000],\n  [3, [0], 32, 1, 1]\n]\n', 2, 8,
          "invalid `dilation`: input should be less than or equal to 1000", "ASN004",
@@ -193,7 +197,8 @@ CASES = [
          "`depth` as a list needs four integers", "ASN010"),
     Case("depth_unit_count_zero", "network n { depth [1, 2, 3, 0] }\n", 1, 19,
          "per-level unit counts must be between 1 and 1000", "ASN010"),
-    Case("list_depth_unknown", '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "depth": 51}\n', 2, 11,
+    Case("list_depth_unknown", '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "depth": 51}\n',
+         2, 11,
          "unknown depth 51", "ASN010", suffix=".json"),
     # --- shapes and widths ------------------------------------------------------------
     Case("inputs_cannot_be_resized", "network n { size 100x100 }\nstem r0 = rgb\n"
@@ -248,9 +253,11 @@ CASES = [
     Case("list_filters_string", '[\n  [-1, 1],\n  [3, [0], "32", 1, 1]\n]\n', 3, 12,
          "node 1: filters must be an integer or three integers, got `32`", "ASN120",
          suffix=".json"),
-    Case("list_bad_name", '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "names": ["r0", "b 1"]}\n',
+    Case("list_bad_name",
+         '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "names": ["r0", "b 1"]}\n',
          2, 18, "`b 1` is not a valid node name", "ASN004", suffix=".json"),
-    Case("list_duplicate_names", '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "names": ["r", "r"]}\n',
+    Case("list_duplicate_names",
+         '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "names": ["r", "r"]}\n',
          1, 25, "`r` is declared twice", "ASN100", suffix=".json"),
     Case("list_unknown_head", '{"structure": [[-1, 4], [3, [0], 32, 1, 1]],\n "heads": ["b2"]}\n',
          2, 12, "unknown head `b2`", "ASN101", suffix=".json", help="did you mean `b1`?"),
@@ -312,7 +319,7 @@ def test_corpus_size_and_coverage():
     assert len(CASES) >= 35
     assert len({c.id for c in CASES}) == len(CASES)
     # every friendly syntax class is hit by some case
-    labels = {cls.label for cls in _SYNTAX_EXAMPLES}
+    labels = {cls.label for cls in SYNTAX_EXAMPLES}
     hit = {label for label in labels for c in CASES if c.message.startswith(label)}
     assert hit == labels, labels - hit
 
@@ -321,7 +328,7 @@ def test_syntax_examples_are_classified_as_themselves():
     """Each snippet of the example table, alone and after a header, gets its own class."""
     from asn.dsl.parser import parse
 
-    for cls, snippets in _SYNTAX_EXAMPLES.items():
+    for cls, snippets in SYNTAX_EXAMPLES.items():
         for snippet in snippets:
             for text in (snippet, "network n { frames 4 }\nstem r0 = rgb\n" + snippet):
                 if text.count("network") > 1:

@@ -13,7 +13,7 @@ from conftest import EXAMPLES, PUBLISHED
 from asn.cli.main import main
 from asn.compiler.analysis import analyse
 from asn.compiler.graph import build_graph
-from asn.compiler.passes import (LoweringPlan, edge_fold_blocker, lowering_plan, optimise,
+from asn.compiler.passes import (LoweringForm, PassContext, Sequential, edge_fold_blocker, optimise,
                                  plan_edge_folding)
 from asn.compiler.validation import check
 from asn.dsl.ir import Block, Stem
@@ -151,15 +151,17 @@ def test_blockers(extra, reason):
     body = TREE.replace(" @0.5", "").replace(" @0.25", "") if "concat" in extra else TREE
     _, g = graph_of(body, extra)
     assert reason in edge_fold_blocker(g)
-    plan, skipped = lowering_plan(g, ["repflow-slices", "fold-batchnorm", "fold-edge-weights"])
-    assert plan == LoweringPlan(repflow_slices=True, fold_batchnorm=True)
-    assert reason in skipped["fold-edge-weights"]
+    _, reports = Sequential(["repflow-slices", "fold-batchnorm", "fold-edge-weights"])(
+        g, PassContext(opt_level=1))
+    assert reports.form == LoweringForm(("repflow-slices", "fold-batchnorm"))
+    assert reason in reports.backend_passes_skipped["fold-edge-weights"]
 
 
 def test_no_flow_stem_skips_repflow_slices():
     _, g = graph_of("stem r = rgb\nblock top = bottleneck(level=3, filters=4) <- r\n")
-    plan, skipped = lowering_plan(g, ["repflow-slices", "fold-batchnorm"])
-    assert not plan.repflow_slices and "flow" in skipped["repflow-slices"]
+    _, reports = Sequential(["repflow-slices", "fold-batchnorm"])(g, PassContext(opt_level=1))
+    assert not reports.form.has("repflow-slices")
+    assert "flow" in reports.backend_passes_skipped["repflow-slices"]
 
 
 def test_stats_O1_assemblenet50_from_golden(golden, capsys):
@@ -189,4 +191,4 @@ def test_stats_O1_folds_only_what_applies(name):
     if net.header.attention != "none" or net.header.variant == "lite":
         assert "fold-edge-weights" in o.skipped
     else:
-        assert o.plan.fold_edge_weights
+        assert o.form.has("fold-edge-weights")

@@ -22,6 +22,7 @@ from _tfnets import (ATTENTION_NET, EXAMPLE_NAMES, example, learnable, parse,  #
 
 from asn.backends.tensorflow.lower import build_model, lower  # noqa: E402
 from asn.compiler.analysis import analyse  # noqa: E402
+from asn.compiler.passes import LoweringForm  # noqa: E402
 from asn.dsl.ir import Block, Stem  # noqa: E402
 
 pytestmark = pytest.mark.tf
@@ -341,7 +342,7 @@ block top = bottleneck(level=3, filters=4, stride=2) <- a
 
 def test_lower_reports_layers_per_node():
     net = _att("peer")
-    lowered = lower(net)
+    lowered = lower(net, form=LoweringForm.training())
     assert lowered.node_layers["d"] == ["d_peer", "d_fusion", "d"]
     assert lowered.node_layers["a"] == ["a_peer", "a_in0_attention", "a"]
     assert lowered.node_layers["r"] == ["r"]

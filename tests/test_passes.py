@@ -13,7 +13,8 @@ from conftest import EXAMPLES, PUBLISHED
 from asn.cli.main import main
 from asn.compiler.analysis import analyse, analyse_graph
 from asn.compiler.graph import build_graph
-from asn.compiler.passes import (PassContext, PassReport, Reports, Sequential,
+from asn.compiler.passes import (LoweringForm, PassContext, PassReport, Reports, Sequential,
+                                 StatsInstrument,
                                  UnknownPassError, dead_node_elimination, get_pass, graph_pass,
                                  plan_pruning, prune_edges, registered_passes, run_pipeline)
 from asn.compiler.validation import check
@@ -39,12 +40,17 @@ def snapshot(g: nx.DiGraph):
 
 
 def apply(p, net, **ctx):
-    """Run one pass alone on the network's graph; check it left its input alone."""
+    """Run one pass alone on the network's graph, between the manager's instrument; check
+    it left its input alone and measured nothing itself (the instrument does)."""
     g = build_graph(net)
     before = snapshot(g)
-    new, report = p(g, PassContext(**ctx))
+    context, form, instrument = PassContext(**ctx), LoweringForm.reference(), StatsInstrument()
+    instrument.run_before_pass(p.name, g, form, context)
+    new, report = p(g, context)
     assert snapshot(g) == before, "a pass mutated its input graph"
     assert new is not g and isinstance(report, PassReport)
+    assert report.params_before is report.params_after is None, "a pass measured itself"
+    instrument.run_after_pass(report, new, form, context)
     json.dumps(report.to_json())  # serialisable
     return new, report
 
@@ -226,7 +232,7 @@ block top = bottleneck(level=3, filters=8) <- low @0.9, mid @0.1
     assert analyse_graph(new).node("top").shape == analyse(net).node("top").shape
 
 
-def test_plan_pruning_assemblenet50_independent_count(structures):
+def test_plan_pruning_assemblenet50_independent_count(structures, golden):
     ref = structures["assemblenet50"]
     expected = []
     for i, ws in enumerate(ref["weights"]):
@@ -242,7 +248,8 @@ def test_plan_pruning_assemblenet50_independent_count(structures):
     got = [(int(e["src"][1:]), int(e["dst"][1:])) for e in r.removed_edges]
     assert len(got) == len(expected) == 4 and sorted(got) == sorted(expected)
     assert r.removed_nodes == [] and r.dropped_weights == []
-    assert r.params_after == analyse(out).total < r.params_before == 37485564
+    gold = golden["assemblenet50"]["published_weights"]["total"]
+    assert r.params_after == analyse(out).total < r.params_before == gold
     # every block still has its strongest input
     for b in net.blocks:
         if len(b.inputs) > 1:
@@ -310,7 +317,9 @@ def test_o0_is_identity_and_levels():
     assert out1 == net  # peer mode: nothing is dead
     out2, r2 = run_pipeline(net, level=2)
     assert [r.name for r in r2 if not r.backend] == ["dead-node-elimination", "prune-edges"]
-    assert r2.backend_passes == [r.name for r in r2 if r.backend]
+    assert r2.backend_passes == [r.name for r in r2 if r.backend and r.applied]
+    assert set(r2.backend_passes_skipped) == {"fold-edge-weights"}
+    assert "attention" in r2.backend_passes_skipped["fold-edge-weights"]
     assert analyse(out2).total < analyse(net).total
     out3, _ = run_pipeline(net, level=1, prune_threshold=0.2)  # a threshold enables pruning
     assert out3 == out2
@@ -380,7 +389,10 @@ def test_opt_cli_writes_valid_asn_and_report(tmp_path, capsys):
     data = json.loads(rep.read_text())
     assert [p["name"] for p in data["passes"] if not p["backend"]] == [
         "dead-node-elimination", "prune-edges"]
-    assert data["params_after"] == analyse(net).total
+    # one count per level: `opt -O2` ends at what `stats -O2` (and `compile -O2`) counts
+    assert main(["stats", str(src), "-O", "2", "--json"]) == 0
+    assert data["params_after"] == json.loads(capsys.readouterr().out)["params"]["total"]
+    assert data["params_before"] == analyse(load(str(src))).total
     assert data["passes"][0]["removed_nodes"][0]["name"] == "dead"
 
 
@@ -398,6 +410,12 @@ def test_opt_cli_passes_and_errors(tmp_path, capsys):
     assert main(["opt", f, "-O", "-1"]) == 1
     assert main(["opt", "--list-passes", f]) == 0
     assert "prune-edges" in capsys.readouterr().out
+    assert main(["opt", "--list-passes"]) == 0  # no file needed to list them
+    listed = capsys.readouterr().out
+    assert [line.split()[0] for line in listed.splitlines()] == [
+        p.name for p in registered_passes()]
+    assert "multiply (backend)" in listed  # a docstring's whole first paragraph
+    assert main(["opt"]) == 1
 
 
 def test_passes_do_not_import_tensorflow():

@@ -1,12 +1,16 @@
 """Tests for the Representation Flow layer (SEMANTICS.md, "Representation Flow layer")."""
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import tensorflow as tf
-import tf2onnx
 
-from asn.backends.tensorflow.repflow import RepresentationFlow
+pytestmark = pytest.mark.tf
+tf = pytest.importorskip("tensorflow")
+ort = pytest.importorskip("onnxruntime")
+tf2onnx = pytest.importorskip("tf2onnx")
+
+from layer_harness import check_layer, node_static  # noqa: E402
+
+from asn.backends.tensorflow.repflow import RepresentationFlow  # noqa: E402
 
 THETA = 0.3 + 1e-12
 LAMBDA, TAU, EPS = 0.15, 0.25, 1e-12
@@ -108,18 +112,25 @@ def test_fused_equals_unfused():
     assert _scale_err(b, a) < 1e-5
 
 
-def test_weights_and_shapes():
-    for fused in (False, True):
-        layer = RepresentationFlow(3, iterations=2, fused=fused)
-        x = _video(seed=0)
-        y = layer(x)
-        assert layer.count_params() == 16
-        assert not layer.trainable_weights
-        assert sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights) == 16
-        assert tuple(y.shape) == layer.compute_output_shape(x.shape) == (6, 12, 10, 2)
-        # Symbolic batch stays dynamic.
-        sym = RepresentationFlow(3, iterations=1, fused=fused)
-        assert sym.compute_output_shape((None, 12, 10, 3)) == (None, 12, 10, 2)
+# The shared harness (layer_harness): shapes (also with the batch unknown), the 16 fixed
+# non-trainable values of the analysis' flow node, config round trip, determinism.
+FLOW_NET = """network flow { depth [1, 1, 1, 1] frames 3 size 12x10 classes 2 }
+stem f = flow
+block b = bottleneck(level=3, filters=2) <- f
+"""
+HARNESS_CASES = [
+    pytest.param(lambda s, fused=fused: RepresentationFlow(3, iterations=2, fused=fused,
+                                                           name="flow"),
+                 [(6, 12, 10, 3)], node_static(FLOW_NET, "repflow"), (),
+                 id=f"fused={fused}")
+    for fused in (False, True)
+]
+
+
+@pytest.mark.parametrize("make,inputs,expected,constant", HARNESS_CASES)
+def test_layer_harness(make, inputs, expected, constant):
+    flow = check_layer(make, inputs, expected, constant=constant).layer
+    assert expected.non_trainable == 16 and not flow.trainable_weights  # SEMANTICS.md
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -133,13 +144,6 @@ def test_functional_model_and_finite_gradient(fused):
             tape.watch(video)
             loss = tf.reduce_sum(model(video) ** 2)
         assert np.isfinite(tape.gradient(loss, video).numpy()).all()
-
-
-def test_get_config_roundtrip():
-    layer = RepresentationFlow(5, iterations=7, fused=True, name="flow")
-    clone = RepresentationFlow.from_config(layer.get_config())
-    assert (clone.frames, clone.iterations, clone.bottleneck, clone.fused) == (5, 7, 1, True)
-    assert clone.name == "flow"
 
 
 @pytest.mark.parametrize("fused", [False, True])

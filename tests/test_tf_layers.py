@@ -1,4 +1,9 @@
-"""Tests of the TensorFlow backend's Keras layers (conv, stems, blocks, fusion, heads)."""
+"""Tests of the TensorFlow backend's Keras layers (conv, stems, blocks, fusion, heads).
+
+Every layer also goes through the shared harness (tests/layer_harness.py), here and in
+test_tf_lite_attention.py and test_repflow.py; `test_every_layer_has_a_harness_case` keeps
+it so for new layers.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from asn.backends.tensorflow.layers import (
+from layer_harness import Static, analysed, check_layer, node_static  # noqa: E402
+
+from asn.backends.tensorflow.layers import (  # noqa: E402
     BottleneckBlock,
     ConcatFusion,
     Conv3x3x3,
@@ -19,6 +26,7 @@ from asn.backends.tensorflow.layers import (
     MultiStreamHead,
     ObjectStem,
     RGBStem,
+    ScaledSumFusion,
     SigmoidFusion,
     TemporalConv,
 )
@@ -409,38 +417,176 @@ def test_head_math_by_hand():
 
 
 # ------------------------------------------------------------------------------------------
-# Determinism and config
+# The shared harness (layer_harness): shapes, weights, config, seeds, for every layer
 # ------------------------------------------------------------------------------------------
-def _make_all(seed):
+# Small networks whose nodes are the layers below; `asn.compiler.analysis` gives their figures.
+# Four stems: width 128 // 4 = 32; 13x16 frames give 4x4 stem outputs (two ceil halvings).
+NET = """network layers { depth [2, 2, 1, 1] frames 2 size 13x16 classes 3 objects 5 }
+stem r = rgb(dilation=2)
+stem r0 = rgb(dilation=0)
+stem f = flow
+stem o = object
+block b0 = bottleneck(level=0, filters=4) <- r
+block b1 = bottleneck3d(level=1, filters=4, stride=2, dilation=2) <- r0
+block b2 = bottleneck(level=1, filters=4, stride=2, dilation=2) <- f
+block b3 = bottleneck(level=3, filters=2) <- b1 @0.3, b2 @0.6, o @0.5, r @0.2
+block b4 = bottleneck3d(level=3, filters=2) <- b1, b2, b0
+heads b3, b4
+"""
+NET_MAX = NET.replace("objects 5", "objects 5 head_pool max")
+# Two stems: width 64. Concatenation: 8 + 64 + 64 channels into `c`.
+NET_CONCAT = """network concat { depth [1, 1, 1, 1] frames 2 size 16x16 classes 3 combine concat }
+stem r = rgb
+stem f = flow
+block a = bottleneck(level=0, filters=2, stride=2) <- r
+block c = bottleneck(level=3, filters=2) <- a, r, f
+"""
+NET_SELF = """network selfatt { depth [1, 1, 1, 1] frames 2 size 16x16 classes 3 attention self }
+stem r = rgb
+stem f = flow
+block a = bottleneck(level=0, filters=2) <- r
+block c = bottleneck(level=3, filters=2, stride=2) <- a @0.4, r @0.7, f @0.2
+"""
+NET_PEER = NET_SELF.replace("attention self", "attention peer")
+B3_INPUTS = [(4, 2, 2, 16), (4, 2, 2, 16), (4, 4, 4, 5), (4, 4, 4, 32)]  # b1, b2, o, r
+C_INPUTS = [(4, 4, 4, 8), (4, 4, 4, 64), (4, 4, 4, 64)]  # a, r, f of NET_SELF / NET_PEER
+
+
+def fusion_static(text, node, shape, given_weights: int = 0, minus: int = 0) -> Static:
+    """The fusion of `node`: the analysis' `fusion` part, of which the `given_weights`
+    connection logits are non-trainable (SEMANTICS.md, "Connections into a block"); `minus`:
+    parameters of that part that live in another layer (the peer candidates)."""
+    total = analysed(text)[1].node(node).breakdown["fusion"] - minus
+    return Static(shape, total - given_weights, given_weights)
+
+
+def conv_static(shape, kernel_elems, c_in, bias=False) -> Static:
+    """k*k*C*F (+ F with a bias): the convs' docstrings and SEMANTICS.md."""
+    return Static(shape, kernel_elems * c_in * shape[-1] + (shape[-1] if bias else 0))
+
+
+def candidates_params(widths, p):
+    return sum(c * p + p for c in widths)  # SEMANTICS.md, "Peer candidates"
+
+
+def harness_cases():
+    peer_minus = candidates_params([64, 64, 8], 64)  # candidates of `c`: r, f, a; P = 64
     return [
-        built(RGBStem(4, 2, 2, seed=seed), (None, 8, 8, 3)),
-        built(FlowStem(4, seed=seed), (None, 8, 8, 2)),
-        built(BottleneckBlock(2, 4, 2, 2, 2, 2, seed=seed), (None, 8, 8, 4)),
-        built(BottleneckBlock(2, 4, 2, 2, 2, 2, temporal="3d", seed=seed), (None, 8, 8, 4)),
-        built(SigmoidFusion(2, seed=seed), [(None, 4, 4, 4), (None, 4, 4, 8)]),
-        built(MultiStreamHead(3, 2, seed=seed), [(None, 2, 2, 8)]),
+        # -- convolutions (not nodes: SEMANTICS.md formulas)
+        pytest.param(lambda s: FixedPaddingConv2D(5, 7, 2, seed=s), [(2, 13, 14, 3)],
+                     conv_static((2, 7, 7, 5), 49, 3), (), id="fixed-padding-k7-s2"),
+        pytest.param(lambda s: FixedPaddingConv2D(5, 1, 2, seed=s), [(2, 9, 10, 3)],
+                     conv_static((2, 5, 5, 5), 1, 3), (), id="fixed-padding-k1-s2"),
+        pytest.param(lambda s: FixedPaddingConv2D(5, 3, 1, seed=s, use_bias=True),
+                     [(2, 7, 8, 3)], conv_static((2, 7, 8, 5), 9, 3, bias=True), (),
+                     id="fixed-padding-k3-s1-bias"),
+        pytest.param(lambda s: TemporalConv(3, 3, 4, dilation=1, seed=s), [(8, 3, 2, 4)],
+                     conv_static((8, 3, 2, 3), 3, 4), (), id="temporal-k3"),
+        pytest.param(lambda s: TemporalConv(3, 5, 4, dilation=3, seed=s, use_bias=True),
+                     [(8, 3, 2, 4)], conv_static((8, 3, 2, 3), 5, 4, bias=True), (),
+                     id="temporal-k5-d3-bias"),
+        pytest.param(lambda s: Conv3x3x3(3, 4, dilation=1, strides=1, seed=s), [(8, 5, 5, 2)],
+                     conv_static((8, 5, 5, 3), 27, 2), (), id="conv3x3x3"),
+        pytest.param(lambda s: Conv3x3x3(3, 4, dilation=2, strides=2, seed=s, use_bias=True),
+                     [(8, 5, 6, 2)], conv_static((8, 3, 3, 3), 27, 2, bias=True), (),
+                     id="conv3x3x3-d2-s2-bias"),
+        # -- stems (nodes of NET; input 2 clips of 2 frames, 13x16)
+        pytest.param(lambda s: RGBStem(32, 2, 2, seed=s), [(4, 13, 16, 3)],
+                     node_static(NET, "r"), (), id="rgb-stem"),
+        pytest.param(lambda s: RGBStem(32, 0, 2, seed=s), [(4, 13, 16, 3)],
+                     node_static(NET, "r0"), (), id="rgb-stem-d0"),
+        pytest.param(lambda s: RGBStem(32, 2, 2, seed=s, fold_bn=True), [(4, 13, 16, 3)],
+                     node_static(NET, "r").folded(), (), id="rgb-stem-folded"),
+        pytest.param(lambda s: FlowStem(32, seed=s), [(4, 13, 16, 2)],
+                     node_static(NET, "f"), (), id="flow-stem"),
+        pytest.param(lambda s: FlowStem(32, seed=s, fold_bn=True), [(4, 13, 16, 2)],
+                     node_static(NET, "f").folded(), (), id="flow-stem-folded"),
+        pytest.param(lambda s: ObjectStem(), [(4, 13, 16, 5)],
+                     node_static(NET, "o"), (), id="object-stem"),
+        # -- blocks (single-input nodes of NET: their figures are the block's)
+        pytest.param(lambda s: BottleneckBlock(4, 64, 2, 1, 1, 2, seed=s), [(4, 4, 4, 32)],
+                     node_static(NET, "b0"), (), id="bottleneck-2plus1d"),
+        pytest.param(lambda s: BottleneckBlock(4, 128, 2, 2, 2, 2, seed=s), [(4, 4, 4, 32)],
+                     node_static(NET, "b2"), (), id="bottleneck-2plus1d-s2-d2"),
+        pytest.param(lambda s: BottleneckBlock(4, 128, 2, 2, 2, 2, temporal="3d", seed=s),
+                     [(4, 4, 4, 32)], node_static(NET, "b1"), (), id="bottleneck-3d-s2-d2"),
+        pytest.param(lambda s: BottleneckBlock(4, 64, 2, 1, 1, 2, seed=s, fold_bn=True),
+                     [(4, 4, 4, 32)], node_static(NET, "b0").folded(), (),
+                     id="bottleneck-2plus1d-folded"),
+        pytest.param(lambda s: BottleneckBlock(4, 128, 2, 2, 2, 2, temporal="3d", seed=s,
+                                               fold_bn=True),
+                     [(4, 4, 4, 32)], node_static(NET, "b1").folded(), (),
+                     id="bottleneck-3d-folded"),
+        # -- fusions (the `fusion` part of multi-input nodes)
+        pytest.param(lambda s: SigmoidFusion(4, weights=[0.3, 0.6, 0.5, 0.2],
+                                             exclude_from_target=[False, False, True, False],
+                                             seed=s),
+                     [B3_INPUTS], fusion_static(NET, "b3", (4, 2, 2, 32), given_weights=4),
+                     ("edge_logits",), id="sigmoid-fusion-given-groups-object"),
+        pytest.param(lambda s: SigmoidFusion(3, seed=s),
+                     [[(4, 2, 2, 16), (4, 2, 2, 16), (4, 4, 4, 16)]],
+                     fusion_static(NET, "b4", (4, 2, 2, 16)), (), id="sigmoid-fusion-learned"),
+        pytest.param(lambda s: ScaledSumFusion(4, [1.0, 0.5, 2.0, 1.0],
+                                               exclude_from_target=[False, False, True, False],
+                                               seed=s),
+                     [B3_INPUTS], fusion_static(NET, "b3", (4, 2, 2, 32), minus=4), (),
+                     id="scaled-sum-fusion"),
+        pytest.param(lambda s: ConcatFusion(3), [[(4, 2, 2, 8), (4, 4, 4, 64), (4, 4, 4, 64)]],
+                     fusion_static(NET_CONCAT, "c", (4, 2, 2, 136)), (), id="concat-fusion"),
+        pytest.param(lambda s: SigmoidFusion(3, weights=[0.4, 0.7, 0.2], attention="self",
+                                             seed=s),
+                     [C_INPUTS], fusion_static(NET_SELF, "c", (4, 4, 4, 64), given_weights=3),
+                     ("edge_logits",), id="sigmoid-fusion-self-attention"),
+        pytest.param(lambda s: SigmoidFusion(3, weights=[0.4, 0.7, 0.2], attention="peer",
+                                             seed=s),
+                     [C_INPUTS, (4, 3, 64)],
+                     fusion_static(NET_PEER, "c", (4, 4, 4, 64), given_weights=3,
+                                   minus=peer_minus),
+                     ("edge_logits",), id="sigmoid-fusion-peer-attention"),
+        # -- heads
+        pytest.param(lambda s: MultiStreamHead(3, 2, seed=s), [[(4, 2, 2, 8), (4, 2, 2, 8)]],
+                     node_static(NET, "head"), (), id="head"),
+        pytest.param(lambda s: MultiStreamHead(3, 2, max_pool_predictions=True, seed=s),
+                     [[(4, 2, 2, 8), (4, 2, 2, 8)]], node_static(NET_MAX, "head"), (),
+                     id="head-max-pool"),
     ]
 
 
-def test_determinism():
-    a, b, c = _make_all(5), _make_all(5), _make_all(6)
-    for la, lb, lc in zip(a, b, c):
-        wa, wb, wc = la.get_weights(), lb.get_weights(), lc.get_weights()
-        assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
-        assert any(not np.array_equal(x, y) for x, y in zip(wa, wc))
-    # Distinct derived seeds inside a layer: two same-shaped kernels differ.
-    block = a[2]
-    k1 = block.units[0]["last"].kernel.numpy()
-    k2 = block.units[1]["last"].kernel.numpy()
-    assert not np.array_equal(k1, k2)
+HARNESS_CASES = harness_cases()
 
 
-def test_config_round_trip():
-    for layer in _make_all(1):
-        clone = type(layer).from_config(layer.get_config())
-        assert clone.get_config() == layer.get_config()
+@pytest.mark.parametrize("make,inputs,expected,constant", HARNESS_CASES)
+def test_layer_harness(make, inputs, expected, constant):
+    check_layer(make, inputs, expected, constant=constant)
+
+
+def test_sigmoid_fusion_config_keeps_arguments():
     given = SigmoidFusion(2, weights=[0.2, 0.7], attention=None, exclude_from_target=[False, True])
     assert SigmoidFusion.from_config(given.get_config()).edge_weights == [0.2, 0.7]
+
+
+def test_every_layer_has_a_harness_case():
+    """Every Keras layer of backends/tensorflow (layers/ and repflow.py) goes through the
+    harness; the lite and attention layers' cases are in test_tf_lite_attention.py, the flow
+    layer's in test_repflow.py."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import test_repflow
+    import test_tf_lite_attention
+
+    from asn.backends.tensorflow import layers as package
+
+    modules = [importlib.import_module(f"{package.__name__}.{m.name}")
+               for m in pkgutil.iter_modules(package.__path__)]
+    modules.append(importlib.import_module("asn.backends.tensorflow.repflow"))
+    layers = {obj for module in modules for name, obj in vars(module).items()
+              if inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)
+              and obj.__module__ == module.__name__ and not name.startswith("_")}
+    cases = HARNESS_CASES + test_tf_lite_attention.HARNESS_CASES + test_repflow.HARNESS_CASES
+    covered = {type(case.values[0](0)) for case in cases}
+    assert len(layers) >= 16 and not layers - covered, sorted(c.__name__ for c in layers - covered)
 
 
 # ------------------------------------------------------------------------------------------

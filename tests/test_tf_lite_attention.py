@@ -2,7 +2,7 @@
 
 Spec: SEMANTICS.md, "AssembleNet++ ... / What asnc builds (the original's semantics)".
 Tiny shapes throughout; parameter formulas are written out here, independently of
-the layers.
+the layers. Every layer also goes through the shared harness (tests/layer_harness.py).
 """
 
 import math
@@ -14,6 +14,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
+
+from layer_harness import Static, analysed, check_layer, node_static  # noqa: E402
 
 from asn.backends.tensorflow.layers.attention import (  # noqa: E402
     PeerAttention,
@@ -321,48 +323,79 @@ def test_head_dropout_only_in_training():
     assert not np.allclose(head(x, training=True), head(x, training=False))
 
 
-# ---------------------------------------------------------------- seeds, config, arguments
+# ---------------------------------------------------------------- harness, saving, names, arguments
 
 
-LAYERS = [
-    (lambda s: LiteStem(3, 2, T, seed=s), [(None, 8, 8, 3)]),
-    (lambda s: InvertedBottleneckBlock((4, 5, 6), 3, 2, 2, T, seed=s), [(None, 8, 8, 3)]),
-    (lambda s: LiteHead(5, T, seed=s), [(None, 2, 2, 4)]),
-    (lambda s: SelfAttention(4, seed=s), [(None, 2, 2, 4)]),
-    (lambda s: PeerAttention(4, 3, seed=s), [(None, 2, 2, 4), (None, 3, 6)]),
-    (lambda s: PeerCandidates(6, 2, seed=s), [[(None, 2, 2, 4), (None, 4, 4, 4)]]),
-]
+# The shared harness (layer_harness) on every layer of this file; figures from the analysis
+# of a small lite network (its nodes, and the `fusion` part holding attention), otherwise
+# the formulas above. Stems are 24 wide; 16x16 frames give 8x8 stem outputs.
+LITE = """network lite { variant lite depth [3, 1, 2, 1] frames 3 size 16x16 classes 5 }
+stem r = rgb(dilation=2)
+stem f = flow
+block a = lite(level=0, filters=[4, 5, 6], stride=2, dilation=2) <- r
+block b = lite(level=2, filters=[4, 4, 6]) <- a
+block c = lite(level=3, filters=[4, 4, 8], stride=2) <- b
+"""
+LITE_MAX = LITE.replace("classes 5", "classes 5 head_pool max")
+LITE_SELF = LITE.replace("classes 5", "classes 5 attention self")
+LITE_PEER = LITE.replace("classes 5", "classes 5 attention peer")
+STEM_OUT = (2 * T, 8, 8, 24)
 
 
-@pytest.mark.parametrize("make,shapes", LAYERS)
-def test_deterministic_by_seed(make, shapes):
-    a, b, c = built(make(5), *shapes), built(make(5), *shapes), built(make(6), *shapes)
-    random_a = [w for w in a.get_weights() if w.std() > 0]
-    random_c = [w for w in c.get_weights() if w.std() > 0]
-    assert random_a
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
-    assert all(not np.array_equal(wa, wc) for wa, wc in zip(random_a, random_c))
+def attention_static(text, node, shape, minus=0):
+    """The attention on the single input of `node`: its `fusion` part in the analysis, less
+    `minus` (the peer candidates, a layer of their own)."""
+    return Static(shape, analysed(text)[1].node(node).breakdown["fusion"] - minus)
 
 
-def test_distinct_seeds_inside_a_layer():
-    block = built(InvertedBottleneckBlock((4, 4, 4), 3, 1, 1, T, seed=1), (None, 4, 4, 4))
-    expands = [np.asarray(u.main[0].kernel) for u in block.units]
-    assert not np.array_equal(expands[1], expands[2])
-    cands = built(PeerCandidates(3, 2, seed=1), [(None, 2, 2, 4), (None, 2, 2, 4)])
-    assert not np.array_equal(cands.projections[0].kernel, cands.projections[1].kernel)
+def candidates_static(widths, p):
+    return Static((2 * T, len(widths), p), sum(c * p + p for c in widths))  # SEMANTICS.md
 
 
-@pytest.mark.parametrize("make,shapes", LAYERS)
-def test_config_round_trip(make, shapes):
-    layer = make(3)
-    clone = type(layer).from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    assert built(clone, *shapes).count_params() == built(layer, *shapes).count_params()
+def harness_cases():
+    a_candidates = candidates_static([24, 24], 24)  # below `a`: the stems r and f; P = 24
+    return [
+        pytest.param(lambda s: LiteStem(3, 2, T, seed=s), [(2 * T, 16, 16, 3)],
+                     node_static(LITE, "r"), (), id="lite-stem-rgb"),
+        pytest.param(lambda s: LiteStem(2, 1, T, seed=s), [(2 * T, 16, 16, 2)],
+                     node_static(LITE, "f"), (), id="lite-stem-flow"),
+        pytest.param(lambda s: LiteStem(3, 2, T, seed=s, fold_bn=True), [(2 * T, 16, 16, 3)],
+                     node_static(LITE, "r").folded(), (), id="lite-stem-folded"),
+        pytest.param(lambda s: InvertedBottleneckBlock((4, 5, 6), 3, 2, 2, T, seed=s),
+                     [STEM_OUT], node_static(LITE, "a"), (), id="lite-block-s2-d2"),
+        pytest.param(lambda s: InvertedBottleneckBlock((4, 4, 6), 2, 1, 1, T, seed=s),
+                     [(2 * T, 4, 4, 6)], node_static(LITE, "b"), (), id="lite-block-s1"),
+        pytest.param(lambda s: InvertedBottleneckBlock((4, 4, 6), 2, 1, 1, T, seed=s,
+                                                       fold_bn=True),
+                     [(2 * T, 4, 4, 6)], node_static(LITE, "b").folded(), (),
+                     id="lite-block-folded"),
+        pytest.param(lambda s: LiteHead(5, T, seed=s), [(2 * T, 2, 2, 8)],
+                     node_static(LITE, "head"), (), id="lite-head"),
+        pytest.param(lambda s: LiteHead(5, T, max_pool_predictions=True, dropout=0.3, seed=s,
+                                        fold_bn=True),
+                     [(2 * T, 2, 2, 8)], node_static(LITE_MAX, "head").folded(), (),
+                     id="lite-head-max-pool-dropout-folded"),
+        pytest.param(lambda s: SelfAttention(24, seed=s), [STEM_OUT],
+                     attention_static(LITE_SELF, "a", STEM_OUT), (), id="self-attention"),
+        pytest.param(lambda s: PeerAttention(24, 2, seed=s), [STEM_OUT, (2 * T, 2, 24)],
+                     attention_static(LITE_PEER, "a", STEM_OUT, minus=a_candidates.params), (),
+                     id="peer-attention"),
+        pytest.param(lambda s: PeerCandidates(24, 2, seed=s), [[STEM_OUT, STEM_OUT]],
+                     a_candidates, (), id="peer-candidates"),
+        pytest.param(lambda s: PeerCandidates(24, 3, seed=s),
+                     [[STEM_OUT, STEM_OUT, (2 * T, 4, 4, 6)]], candidates_static([24, 24, 6], 24),
+                     (), id="peer-candidates-mixed-widths"),
+    ]
 
 
-# Keras's saver calls np.array on TF tensors; numpy 2 warns about that, not about us.
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+HARNESS_CASES = harness_cases()
+
+
+@pytest.mark.parametrize("make,inputs,expected,constant", HARNESS_CASES)
+def test_layer_harness(make, inputs, expected, constant):
+    check_layer(make, inputs, expected, constant=constant)
+
+
 def test_saved_keras_model_round_trip(tmp_path):
     video = keras.Input((8, 8, 3))
     x = LiteStem(3, 1, T, name="s0")(video)

@@ -1,4 +1,5 @@
-"""`asnc train`, `asnc search`, `asnc connect`: a tiny network on a tiny generated dataset.
+"""`asnc train` and `asnc search`: a tiny network on a tiny generated dataset
+(`asnc connect`, TF-free, is tested in test_connectivity.py).
 
 Every training run costs a graph trace (seconds on 2 cores), so the file runs four: train,
 resume, search, and the mirrored run, which starts in a subprocess at the first training test
@@ -20,85 +21,16 @@ import pytest
 
 from asn.cli.common import apply_overrides
 from asn.cli.main import main
-from asn.compiler.connectivity import (clear_weights, connect_all, learnable_blocks,
-                                       with_weights)
 from asn.compiler.validation import check
 from asn.dsl.loader import load, load_text
 from asn.dsl.printer import format_network
+from test_connectivity import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-# Keras' own save_weights converts tensors in a way numpy 2 deprecates; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.tf  # the module imports TensorFlow (below), so every test is `tf`
 
-TINY = """\
-# A tiny network for the training tests.
-network tiny {
-  depth [1, 1, 1, 1]
-  frames 4
-  size 32x32
-  classes 7  # the data's class count replaces this
-  flow_iterations 2
-}
-
-stem rgb = rgb
-stem motion = flow  # computed in-network from the frames
-
-block low = bottleneck(level=0, filters=4) <- rgb, motion
-block mid = bottleneck(level=1, filters=4, stride=2) <- low @0.7, motion @0.3  # fixed
-block top = bottleneck(level=3, filters=8, stride=2) <- mid, low, rgb
-"""
 CLASSES, PER_CLASS = 3, 4
 TRAIN = ["--batch", "4", "--steps", "3", "--val-ratio", "0.25", "--lr", "0.01"]
-
-
-# ------------------------------------------------------------------------ connect
-
-
-def test_connect_all_hand_checked(tmp_path, capsys):
-    src = tmp_path / "small.asn"
-    src.write_text("network small { depth [1, 1, 1, 1] }\n"
-                   "stem r = rgb\nstem f = flow\n"
-                   "block a = bottleneck(level=0, filters=4) <- r\n"
-                   "block b = bottleneck(level=1, filters=4) <- a\n"
-                   "block c = bottleneck(level=1, filters=4) <- f\n"
-                   "block d = bottleneck(level=2, filters=4) <- b @0.6, c @0.4\n"
-                   "block e = bottleneck(level=3, filters=4) <- d\n")
-    dense_file = tmp_path / "dense.asn"
-    assert main(["connect", str(src), "--all", "-o", str(dense_file)]) == 0
-    assert "added 13 connection(s) to 5 block(s); 19 in all" in capsys.readouterr().err
-    dense = load(str(dense_file))
-    assert not check(dense)  # no error, no warning
-    inputs = {b.name: [i.source for i in b.inputs] for b in dense.blocks}
-    # existing inputs first, then every lower-level node (stems sit below level 0)
-    assert inputs == {"a": ["r", "f"], "b": ["a", "r", "f"], "c": ["f", "r", "a"],
-                      "d": ["b", "c", "r", "f", "a"], "e": ["d", "r", "f", "a", "b", "c"]}
-    assert all(i.weight is None for b in dense.blocks for i in b.inputs)
-    assert dense_file.read_text() == format_network(dense)  # canonical
-    assert main(["connect", str(src)]) == 1  # says what to connect
-
-
-def test_connect_all_skips_cycles_and_clears_weights():
-    net = load_text("network n { depth [1, 1, 1, 1] }\nstem r = rgb\n"
-                    "block x = bottleneck(level=0, filters=4) <- r @0.5, y @0.5\n"
-                    "block y = bottleneck(level=1, filters=4) <- r\n"
-                    "block z = bottleneck(level=3, filters=4) <- x\n")
-    dense, report = connect_all(net)
-    assert report.skipped == [("x", "y")]  # y already feeds x
-    assert [i.source for i in dense.node_map()["z"].inputs] == ["x", "r", "y"]
-    assert not any(d.is_error for d in check(dense))
-    assert net.node_map()["x"].inputs[0].weight == 0.5  # the argument is left alone
-
-
-def test_weight_helpers():
-    net = load_text(TINY)
-    assert learnable_blocks(net) == ["low", "top"]
-    assert learnable_blocks(clear_weights(net)) == ["low", "mid", "top"]
-    new = with_weights(net, {"low": [0.25, np.float32(0.75)]})
-    assert [i.weight for i in new.node_map()["low"].inputs] == [0.25, 0.75]
-    assert net.node_map()["low"].inputs[0].weight is None
-    for bad in ({"nope": [0.5]}, {"low": [0.5]}, {"low": [0.5, 1.0]}):
-        with pytest.raises(ValueError):
-            with_weights(net, bad)
 
 
 # ------------------------------------------------------------------------ training
@@ -108,6 +40,7 @@ pytest.importorskip("av")
 
 from asn.backends.tensorflow import data as D  # noqa: E402
 from asn.backends.tensorflow.lower import build_model, lower  # noqa: E402
+from asn.compiler.passes import LoweringForm  # noqa: E402
 from asn.backends.tensorflow.train import connection_weights, fixed_batch_loss  # noqa: E402
 
 
@@ -225,7 +158,7 @@ def test_search_writes_learned_weights(tiny, data_dir, tmp_path):
     assert [i.weight for i in blocks["mid"].inputs] == [0.7, 0.3]  # given: kept exactly
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     net = apply_overrides(load_text(TINY), classes=CLASSES)
-    initial = connection_weights(lower(net, seed=0), net)
+    initial = connection_weights(lower(net, seed=0, form=LoweringForm.training()), net)
     for name in ("low", "top"):
         ws = [i.weight for i in blocks[name].inputs]
         assert ws == metrics["connections"][name]  # full precision

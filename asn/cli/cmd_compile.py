@@ -16,9 +16,10 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from .common import EXIT_BAD_INPUT, err_console, load_checked, out, split_names
-from .main import (ClassesOpt, DisablePassOpt, FramesOpt, PassesOpt, PruneThresholdOpt,
-                   SizeOpt, TopKOpt, app)
+from .common import EXIT_BAD_INPUT, err_console, load_checked, out
+from .app import app
+from .options import (ClassesOpt, DisablePassOpt, FramesOpt, PassesOpt, PruneThresholdOpt,
+                      SizeOpt, TopKOpt)
 
 __all__ = ["compile_cmd"]
 
@@ -58,53 +59,34 @@ def compile_cmd(
 ) -> None:
     """Lower to TensorFlow; emit a SavedModel and ONNX; verify they agree."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-
-    fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
-    bad = [f for f in fmts if f not in ("savedmodel", "onnx")]
-    if bad or not fmts:
-        raise typer.BadParameter(f"--format takes savedmodel and/or onnx, got `{formats}`")
-    fmts = list(dict.fromkeys(fmts))
-    if weights is not None and not os.path.isfile(weights):
-        _fail(file, f"weights file `{weights}` does not exist")
-
-    from ..compiler.analysis import analyse
+    from ..compiler.passes import UnknownPassError, optimise
 
     net, _ = load_checked(file, frames, size, classes)
-    optimised, passes = _optimise(net, level, passes_opt, disable, prune_threshold, prune_top_k)
-    stats = optimised.stats()
+    try:
+        optimised = optimise(net, level=level, passes=passes_opt, disabled=disable or (),
+                             prune_threshold=prune_threshold, prune_top_k=prune_top_k)
+    except UnknownPassError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
-    from ..backends.tensorflow.export import CompileError, compile_network, max_opset
+    from ..backends.tensorflow.compile import CompileError, CompileOptions, compile_network
     from ..compiler.usermodule import UserModuleError
 
-    top = max_opset()
-    if not 17 <= opset <= top:
-        raise typer.BadParameter(f"--opset must be between 17 and {top}, got {opset}")
+    try:
+        options = CompileOptions(seed=seed, batch=batch, formats=tuple(formats.split(",")),
+                                 opset=opset, verify=not no_verify, weights=weights,
+                                 source=file)
+    except CompileError as exc:
+        _fail(file, str(exc))
     _quiet_converters()
     progress = _Progress()
     try:
         with progress:
-            result = compile_network(
-                net, output, seed=seed, batch=batch, formats=fmts, opset=opset,
-                do_verify=not no_verify, weights=weights, stats=stats.to_json(),
-                passes=passes, source=file, on_phase=progress.phase, optimised=optimised)
+            result = compile_network(net, output, options, optimised, on_phase=progress.phase)
     except CompileError as exc:
         _fail(file, str(exc))
     except UserModuleError as exc:
         _fail(file, f"block `{exc.node}`: {exc.message}")
-    _summary(result, stats, file, written=analyse(net).total)
-
-
-def _optimise(net, level: int, passes, disable, prune_threshold, prune_top_k):
-    """The passes of `-O level` (or of `--passes`): (Optimised, report entry)."""
-    from ..compiler.passes import UnknownPassError, optimise
-
-    names = split_names(passes) if passes else None
-    try:
-        result = optimise(net, level=level, passes=names, disabled=split_names(disable),
-                          prune_threshold=prune_threshold, prune_top_k=prune_top_k)
-    except UnknownPassError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return result, {"level": level, **result.to_json()}
+    _summary(result, optimised.stats())
 
 
 def _quiet_converters() -> None:
@@ -171,7 +153,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _summary(result, stats, file: str, written: int | None = None) -> None:
+def _summary(result, stats) -> None:
     from rich.table import Table
 
     r = result.report
@@ -181,19 +163,20 @@ def _summary(result, stats, file: str, written: int | None = None) -> None:
               title_justify="left", show_header=False, box=None, padding=(0, 2))
     t.add_column(justify="left")
     t.add_column(justify="left")
-    level = r["passes"].get("level", 0)
-    same = (f"= asnc stats -O{level}" if p["count_params"] == stats.total else
-            f"!= asnc stats -O{level} {stats.total:,}")
-    if written is not None and written != p["count_params"]:
-        same += f"; {written:,} as written"
+    level = r["passes"]["level"]
+    which = f"-O{level}" if level is not None else "--passes"
+    same = (f"= asnc stats {which}" if p["count_params"] == stats.total else
+            f"!= asnc stats {which} {stats.total:,}")
+    if p["as_written"] != p["count_params"]:
+        same += f"; {p['as_written']:,} as written"
     t.add_row("parameters", f"{p['count_params']:,} ({p['non_trainable']:,} non-trainable) "
               f"{same}")
     t.add_row("FLOPs", f"{stats.flops / 1e9:.2f} GFLOPs per clip")
     passes = r["passes"]
-    ran = [x["name"] for x in passes.get("passes", []) if not x.get("backend")]
-    ran += passes.get("backend_passes", [])
-    t.add_row("passes", f"-O{passes.get('level', 0)}: " + (", ".join(ran) or "none"))
-    for name, why in passes.get("backend_passes_skipped", {}).items():
+    ran = [x["name"] for x in passes["passes"] if not x["backend"]]
+    ran += passes["backend_passes"]
+    t.add_row("passes", f"{which}: " + (", ".join(ran) or "none"))
+    for name, why in passes["backend_passes_skipped"].items():
         t.add_row("", f"{name}: does not apply ({why})")
     for proof in r.get("proofs", []):
         if proof["exact"]:

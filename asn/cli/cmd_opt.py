@@ -8,15 +8,17 @@ from typing import List, Optional
 
 import typer
 
-from .common import atomic_write, err_console, load_checked, out, split_names
-from .main import DisablePassOpt, PassesOpt, PruneThresholdOpt, TopKOpt, app
+from .common import atomic_write, err_console, load_checked, out
+from .app import app
+from .options import DisablePassOpt, PassesOpt, PruneThresholdOpt, TopKOpt
 
 __all__ = ["opt", "print_reports"]
 
 
 @app.command()
 def opt(
-    file: str = typer.Argument(..., help="A network file."),
+    file: Optional[str] = typer.Argument(None, help="A network file (not needed with "
+                                         "--list-passes)."),
     level: int = typer.Option(1, "-O", min=0, help="0: no pass; 1: exact passes (dead-node "
                               "elimination); 2: also edge pruning (threshold 0.2)."),
     passes: Optional[List[str]] = PassesOpt,
@@ -31,7 +33,7 @@ def opt(
 ) -> None:
     """Optimise: remove dead nodes (-O1) and weak connections (-O2); print what changed."""
     from ..compiler.analysis import analyse
-    from ..compiler.passes import UnknownPassError, registered_passes, run_pipeline
+    from ..compiler.passes import UnknownPassError, optimise, registered_passes
     from ..compiler.validation import check
     from ..dsl.diagnostics import DiagnosticError, Source
     from ..dsl.loader import load_text
@@ -45,13 +47,15 @@ def opt(
             out.print(f"{i.name:<24} -O{i.opt_level}  {'exact' if i.exact else 'approximate':<11}"
                       f"  {kind:<7}  {i.description}")
         return
+    if file is None:
+        raise typer.BadParameter("give a network file (or --list-passes)")
     net, _ = load_checked(file)
-    names = split_names(passes) if passes else None
     try:
-        new, reports = run_pipeline(net, level=level, passes=names, disabled=split_names(disable),
-                                    prune_threshold=prune_threshold, prune_top_k=top_k)
+        o = optimise(net, level=level, passes=passes, disabled=disable or (),
+                     prune_threshold=prune_threshold, prune_top_k=top_k)
     except UnknownPassError as exc:
         raise typer.BadParameter(str(exc)) from None
+    new, reports = o.network, o.reports
     text = format_network(new)
     # The result must be a valid network: re-read the text and check it.
     where = output or "<opt output>"
@@ -62,10 +66,11 @@ def opt(
     if any(d.is_error for d in diags):
         print_diagnostics(diags, Source(where, text))
         raise RuntimeError("the optimised network does not check (a bug in a pass)")
-    before, after = analyse(net), analyse(new)
-    print_reports(reports, before, after, net.header.name, level if names is None else None)
+    # as written -> what `asnc compile` builds at this level (= `asnc stats -O`)
+    before, after = analyse(net), o.stats()
+    print_reports(reports, before, after, net.header.name, o.level)
     if report:
-        data = {"input": file, "output": output, "level": level if names is None else None,
+        data = {"input": file, "output": output, "level": o.level,
                 "passes": reports.to_json(), "backend_passes": reports.backend_passes,
                 "params_before": before.total, "params_after": after.total,
                 "flops_before": before.flops, "flops_after": after.flops}
@@ -85,6 +90,7 @@ def _delta(a: int, b: int, scale: float = 1.0, unit: str = "", fmt: str = ",.0f"
 
 def print_reports(reports, before, after, name: str, level: int | None) -> None:
     """A readable summary of pipeline reports on stderr."""
+    from rich.markup import escape
     from rich.padding import Padding
     from rich.table import Table
 
@@ -97,7 +103,12 @@ def print_reports(reports, before, after, name: str, level: int | None) -> None:
                   f"{'es' * (len(reports) != 1)}")
     for r in reports:
         if r.backend:
-            con.print(f"  [cyan]{r.name}[/cyan] (backend): applied when compiling")
+            if not r.applied:
+                con.print(f"  [cyan]{r.name}[/cyan] (backend): does not apply: "
+                          f"{escape(r.notes[0])}")
+                continue
+            con.print(f"  [cyan]{r.name}[/cyan] (backend): applied when compiling; params "
+                      f"{_delta(r.params_before, r.params_after)}")
             continue
         kind = "exact" if r.exact else "approximate"
         parts = []

@@ -6,41 +6,98 @@ stays fast. `connect` is a pure source-to-source command and never imports it.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import os
 import sys
+import typing
 from typing import Optional, Tuple
 
 import typer
 
-from .common import EXIT_BAD_INPUT, atomic_write, err_console, load_checked, out
-from .main import FramesOpt, SizeOpt, app
+from .app import app
+from .common import (EXIT_BAD_INPUT, apply_overrides, atomic_write, err_console, load_checked,
+                     out, print_diagnostics)
+from .options import FramesOpt, SizeOpt
 
-__all__ = ["train", "search", "connect"]
+__all__ = ["train", "search", "connect", "RunArgs"]
 
-# Options shared by `train` and `search` (typer reads them from the signature defaults).
-DataOpt = typer.Option(..., "--data", help="Video folder DATA/<class>/<video> (UCF101 layout); "
-                       "the class count comes from it.")
-EpochsOpt = typer.Option(10, "--epochs", min=1, help="Total epochs (a resumed run counts the "
-                         "epochs already done).")
-BatchOpt = typer.Option(8, "--batch", min=1, help="Global batch size.")
-LrOpt = typer.Option(1e-3, "--lr", min=0.0, help="Adam learning rate.")
-StepsOpt = typer.Option(None, "--steps", min=1, help="Steps per epoch (default: one pass over "
-                        "the training split).")
-ValRatioOpt = typer.Option(0.2, "--val-ratio", min=0.0, max=0.99, help="Per-class share of "
-                           "videos held out for validation.")
-ValListOpt = typer.Option(None, "--val-list", help="UCF101 testlist-style file: these videos "
-                          "are the validation split (overrides --val-ratio).")
-SeedOpt = typer.Option(0, "--seed", min=0, help="Seed of initialisation, split and sampling.")
-ResumeOpt = typer.Option(False, "--resume", help="Continue from the last checkpoint in the "
-                         "run directory (weights and optimizer state).")
-OverwriteOpt = typer.Option(False, "--overwrite", help="Start again in a run directory that "
-                            "holds checkpoints.")
-StrategyOpt = typer.Option("default", "--strategy", help="default | mirrored (all GPUs, or "
-                           "all logical CPUs) | multiworker (cluster from TF_CONFIG).")
-CacheOpt = typer.Option(False, "--cache", help="Keep decoded videos in memory (small data).")
-XlaOpt = typer.Option(False, "--xla", help="Compile the training step with XLA.")
 # Also in backends.tensorflow.train; repeated here to refuse a bad name without TensorFlow.
 STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def _option(option) -> typing.Any:
+    """A `RunArgs` field declared on the command line by the typer `option`."""
+    return dataclasses.field(metadata={"option": option})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """The options `train` and `search` share, in their --help order (`_with_run_options`)."""
+
+    data: str = _option(typer.Option(..., "--data", help="Video folder DATA/<class>/<video> "
+                                     "(UCF101 layout); the class count comes from it."))
+    epochs: int = _option(typer.Option(10, "--epochs", min=1, help="Total epochs (a resumed run "
+                                       "counts the epochs already done)."))
+    batch: int = _option(typer.Option(8, "--batch", min=1, help="Global batch size."))
+    lr: float = _option(typer.Option(1e-3, "--lr", min=0.0, help="Adam learning rate."))
+    steps: Optional[int] = _option(typer.Option(None, "--steps", min=1, help="Steps per epoch "
+                                                "(default: one pass over the training split)."))
+    frames: Optional[int] = _option(FramesOpt)
+    size: Optional[Tuple[int, int]] = _option(SizeOpt)
+    val_ratio: float = _option(typer.Option(0.2, "--val-ratio", min=0.0, max=0.99,
+                                            help="Per-class share of videos held out for "
+                                            "validation."))
+    val_list: Optional[str] = _option(typer.Option(None, "--val-list", help="UCF101 "
+                                                   "testlist-style file: these videos are the "
+                                                   "validation split (overrides --val-ratio)."))
+    seed: int = _option(typer.Option(0, "--seed", min=0, help="Seed of initialisation, split "
+                                     "and sampling."))
+    out_dir: Optional[str] = _option(None)  # per command: the default run directory differs
+    resume: bool = _option(typer.Option(False, "--resume", help="Continue from the last "
+                                        "checkpoint in the run directory (weights and optimizer "
+                                        "state)."))
+    overwrite: bool = _option(typer.Option(False, "--overwrite", help="Start again in a run "
+                                           "directory that holds checkpoints."))
+    strategy: str = _option(typer.Option("default", "--strategy", help="default | mirrored (all "
+                                         "GPUs, or all logical CPUs) | multiworker (cluster "
+                                         "from TF_CONFIG)."))
+    cache: bool = _option(typer.Option(False, "--cache", help="Keep decoded videos in memory "
+                                       "(small data)."))
+    xla: bool = _option(typer.Option(False, "--xla", help="Compile the training step with XLA."))
+
+
+def _with_run_options(default_out: str):
+    """Add the `RunArgs` options to a command, after its own parameters; the command takes
+    them as one keyword-only `args: RunArgs`. `default_out` is the default run directory
+    that `--out`'s help names.
+
+    Typer reads a command's options from its signature, so the wrapper carries the joined
+    signature (and annotations) and regroups the values before calling the command.
+    """
+    out_opt = typer.Option(None, "--out", help=f"Run directory (default: {default_out}).")
+    hints = typing.get_type_hints(RunArgs)
+    fields = dataclasses.fields(RunArgs)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=out_opt if f.metadata["option"] is None
+                                else f.metadata["option"],
+                                annotation=hints[f.name]) for f in fields]
+
+    def decorate(command):
+        own = inspect.signature(command, eval_str=True)
+        params = [p for p in own.parameters.values() if p.name != "args"] + shared
+
+        @functools.wraps(command)
+        def wrapper(**values):
+            args = RunArgs(**{f.name: values.pop(f.name) for f in fields})
+            return command(**values, args=args)
+
+        wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
 
 
 def _stop(message: str, help: str | None = None) -> typer.Exit:
@@ -63,25 +120,24 @@ def _discover(data: str):
     return classes, samples
 
 
-def _check_arguments(data: str, strategy: str, val_list: Optional[str]) -> None:
+def _check_arguments(args: RunArgs) -> None:
     """What can be refused before TensorFlow is imported (seconds on a small machine)."""
-    if not os.path.isdir(data):
-        raise _stop(f"data folder `{data}` does not exist")
-    if strategy not in STRATEGIES:
-        raise _stop(f"unknown strategy `{strategy}`; choose {', '.join(STRATEGIES)}")
-    if val_list is not None and not os.path.isfile(val_list):
-        raise _stop(f"validation list `{val_list}` does not exist")
+    if not os.path.isdir(args.data):
+        raise _stop(f"data folder `{args.data}` does not exist")
+    if args.strategy not in STRATEGIES:
+        raise _stop(f"unknown strategy `{args.strategy}`; choose {', '.join(STRATEGIES)}")
+    if args.val_list is not None and not os.path.isfile(args.val_list):
+        raise _stop(f"validation list `{args.val_list}` does not exist")
 
 
-def _load_for_training(file, data, frames, size, relearn=False, search=False):
+def _load_for_training(file: str, args: RunArgs, relearn: bool = False, search: bool = False):
     """The network as trained: overrides, classes from the data; checked."""
     from ..compiler.connectivity import clear_weights, learnable_blocks
     from ..compiler.validation import check
     from ..dsl.diagnostics import DiagnosticError
     from ..dsl.ir import Stem
-    from .common import apply_overrides
 
-    net, source = load_checked(file, frames, size)
+    net, source = load_checked(file, args.frames, args.size)
     if relearn:
         net = clear_weights(net)
     objects = [s.name for s in net.nodes if isinstance(s, Stem) and s.type == "object"]
@@ -97,7 +153,7 @@ def _load_for_training(file, data, frames, size, relearn=False, search=False):
                     "its weights)", help="pass --relearn to learn them again, or make a search "
                     "space with `asnc connect --all`")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-    classes, samples = _discover(data)
+    classes, samples = _discover(args.data)
     net = apply_overrides(net, classes=len(classes))
     diags = check(net)
     if any(d.is_error for d in diags):
@@ -105,27 +161,36 @@ def _load_for_training(file, data, frames, size, relearn=False, search=False):
     return net, classes, samples
 
 
-def _options(data, out_dir, default_out, epochs, batch, lr, steps, val_ratio, val_list, seed,
-             resume, overwrite, strategy, cache, xla):
+def _options(args: RunArgs, default_out: str):
     from ..backends.tensorflow.train import TrainOptions
 
     try:
-        return TrainOptions(data=data, out=out_dir or default_out, epochs=epochs, batch=batch,
-                            lr=lr, steps=steps, val_ratio=val_ratio, val_list=val_list,
-                            seed=seed, resume=resume, overwrite=overwrite, strategy=strategy,
-                            cache=cache, xla=xla)
+        return TrainOptions(data=args.data, out=args.out_dir or default_out, epochs=args.epochs,
+                            batch=args.batch, lr=args.lr, steps=args.steps,
+                            val_ratio=args.val_ratio, val_list=args.val_list, seed=args.seed,
+                            resume=args.resume, overwrite=args.overwrite,
+                            strategy=args.strategy, cache=args.cache, xla=args.xla)
     except ValueError as exc:
         raise _stop(str(exc)) from None
 
 
 def _run(net, options, classes, samples):
-    from ..backends.tensorflow.train import CHECKPOINTS, TrainError, train as run_train
+    """Prepare the run, write `RUN/net.asn` (the chief), train."""
+    from ..backends.tensorflow.train import CHECKPOINTS, TrainError, prepare_run
+    from ..backends.tensorflow.train import train as run_train
+    from .rundir import resume_blocker, write_network
 
     if options.resume and not os.path.exists(os.path.join(options.out, CHECKPOINTS,
                                                           "last.json")):
         err_console.print(f"note: no checkpoint in `{options.out}`; starting at epoch 1")
     try:
-        return run_train(net, options, classes, samples)
+        run = prepare_run(net, options, classes, samples)
+        blocker = resume_blocker(run.dir, net) if run.checkpoint is not None else None
+        if blocker:
+            raise _stop(blocker)
+        if run.writes:
+            write_network(run.dir, net)
+        return run_train(run)
     except TrainError as exc:
         raise _stop(str(exc)) from None
 
@@ -159,31 +224,12 @@ def _summary(result, learnable: list[str]) -> None:
 
 
 @app.command()
-def train(
-    file: str = typer.Argument(..., help="A network file."),
-    data: str = DataOpt,
-    epochs: int = EpochsOpt,
-    batch: int = BatchOpt,
-    lr: float = LrOpt,
-    steps: Optional[int] = StepsOpt,
-    frames: Optional[int] = FramesOpt,
-    size: Optional[Tuple[int, int]] = SizeOpt,
-    val_ratio: float = ValRatioOpt,
-    val_list: Optional[str] = ValListOpt,
-    seed: int = SeedOpt,
-    out_dir: Optional[str] = typer.Option(None, "--out", help="Run directory (default: "
-                                          "runs/<network name>)."),
-    resume: bool = ResumeOpt,
-    overwrite: bool = OverwriteOpt,
-    strategy: str = StrategyOpt,
-    cache: bool = CacheOpt,
-    xla: bool = XlaOpt,
-) -> None:
+@_with_run_options("runs/<network name>")
+def train(file: str = typer.Argument(..., help="A network file."), *, args: RunArgs) -> None:
     """Train on a video folder; checkpoint each epoch; write final weights and metrics.json."""
-    _check_arguments(data, strategy, val_list)
-    net, classes, samples = _load_for_training(file, data, frames, size)
-    options = _options(data, out_dir, os.path.join("runs", net.header.name), epochs, batch, lr,
-                       steps, val_ratio, val_list, seed, resume, overwrite, strategy, cache, xla)
+    _check_arguments(args)
+    net, classes, samples = _load_for_training(file, args)
+    options = _options(args, os.path.join("runs", net.header.name))
     from ..compiler.connectivity import learnable_blocks
 
     result = _run(net, options, classes, samples)
@@ -192,29 +238,15 @@ def train(
 
 
 @app.command()
+@_with_run_options("runs/<network name>-search")
 def search(
     file: str = typer.Argument(..., help="A network file (e.g. made by `asnc connect --all`)."),
     output: str = typer.Option(..., "-o", "--output", help="Write the network with the learned "
                                "connection weights here."),
     relearn: bool = typer.Option(False, "--relearn", help="Also learn the weights the source "
                                  "gives (otherwise they stay fixed)."),
-    data: str = DataOpt,
-    epochs: int = EpochsOpt,
-    batch: int = BatchOpt,
-    lr: float = LrOpt,
-    steps: Optional[int] = StepsOpt,
-    frames: Optional[int] = FramesOpt,
-    size: Optional[Tuple[int, int]] = SizeOpt,
-    val_ratio: float = ValRatioOpt,
-    val_list: Optional[str] = ValListOpt,
-    seed: int = SeedOpt,
-    out_dir: Optional[str] = typer.Option(None, "--out", help="Run directory (default: "
-                                          "runs/<network name>-search)."),
-    resume: bool = ResumeOpt,
-    overwrite: bool = OverwriteOpt,
-    strategy: str = StrategyOpt,
-    cache: bool = CacheOpt,
-    xla: bool = XlaOpt,
+    *,
+    args: RunArgs,
 ) -> None:
     """One-shot connectivity search: train with learnable connection weights, write them into
     the source as `@w` (canonical text, comments kept)."""
@@ -223,14 +255,11 @@ def search(
     from ..dsl.loader import load_text
     from ..dsl.printer import format_network
     from ..dsl.textio import read_text
-    from .common import print_diagnostics
 
-    _check_arguments(data, strategy, val_list)
-    net, classes, samples = _load_for_training(file, data, frames, size, relearn, search=True)
+    _check_arguments(args)
+    net, classes, samples = _load_for_training(file, args, relearn, search=True)
     learnable = learnable_blocks(net)
-    options = _options(data, out_dir, os.path.join("runs", f"{net.header.name}-search"), epochs,
-                       batch, lr, steps, val_ratio, val_list, seed, resume, overwrite, strategy,
-                       cache, xla)
+    options = _options(args, os.path.join("runs", f"{net.header.name}-search"))
     result = _run(net, options, classes, samples)
     # Write into the source as written (its header, its comments), not the overridden copy.
     source_net = load_text(read_text(file), file)
@@ -275,7 +304,6 @@ def connect(
     from ..compiler.connectivity import connect_all
     from ..compiler.validation import check
     from ..dsl.printer import format_network
-    from .common import print_diagnostics
 
     if not all_:
         raise _stop("say which connections to add", help="`--all` connects every block to "

@@ -8,8 +8,9 @@ from typing import Optional, Tuple
 
 import typer
 
+from .app import app
 from .common import EXIT_BAD_INPUT, atomic_write, err_console, load_checked
-from .main import ClassesOpt, FramesOpt, SizeOpt, app
+from .options import ClassesOpt, FramesOpt, SizeOpt
 
 __all__ = ["viz"]
 
@@ -63,6 +64,6 @@ def viz(
         data = render(text, fmt, dot)
     except RenderError as exc:
         err_console.print(f"asnc: dot failed to render {output}: {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     atomic_write(output, data)
     err_console.print(f"wrote {output}")

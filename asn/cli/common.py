@@ -52,8 +52,7 @@ def apply_overrides(net: Network, frames: Optional[int] = None,
     header.comments_before, header.comment_after = net.header.comments_before, \
         net.header.comment_after
     header.setting_comments = net.header.setting_comments
-    new = net.model_copy(update={"header": header})
-    return new
+    return net.model_copy(update={"header": header})
 
 
 def load_checked(path: str, frames=None, size=None, classes=None,
@@ -89,8 +88,3 @@ def atomic_write(path: str, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def split_names(values) -> list[str]:
-    """`--passes a,b --passes c` -> ["a", "b", "c"]."""
-    return [x.strip() for v in values or [] for x in v.split(",") if x.strip()]

@@ -1,275 +1,28 @@
-"""The `asnc` command line. Front-end commands never import TensorFlow."""
+"""The `asnc` command line: runs `app` with asnc's exit codes (0 ok, 1 bad input, 2 bug).
+
+Every command module adds its commands to `app` when imported; the order of the imports below
+is the order of `asnc --help`. They import TensorFlow only inside the commands that need it,
+so the front-end commands never load it.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import typer
 from typer.exceptions import TyperException
 
-from ..dsl.diagnostics import CODES, DiagnosticError, Source, to_json
-from .common import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, atomic_write, err_console,
-                     load_checked, out, print_diagnostics)
+from ..dsl.diagnostics import DiagnosticError
+from . import cmd_frontend, cmd_compile, cmd_opt, cmd_viz, cmd_train  # noqa: F401 (commands)
+from .app import app
+from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, err_console, print_diagnostics
 
-app = typer.Typer(
-    name="asnc",
-    help="Compiler for AssembleNet-family multi-stream video networks.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-FramesOpt = typer.Option(None, "--frames", help="Override the number of frames.", min=1)
-SizeOpt = typer.Option(None, "--size", help="Override the input size: --size H W.")
-ClassesOpt = typer.Option(None, "--classes", help="Override the number of classes.", min=1)
-# The pass options of `opt` and `compile`.
-PassesOpt = typer.Option(None, "--passes", help="Run exactly these passes, in pipeline order "
-                         "(comma-separated; overrides -O; `asnc opt --list-passes`).")
-DisablePassOpt = typer.Option(None, "--disable-pass", help="Never run this pass (repeat, or "
-                              "comma-separate).")
-PruneThresholdOpt = typer.Option(None, "--prune-threshold", min=0.0, max=1.0,
-                                 help="Prune inputs whose weight (after sigmoid) is below this "
-                                 "(default 0.2 at -O2; giving it enables pruning).")
-TopKOpt = typer.Option(None, "--top-k", min=1, help="Keep at most K inputs per block "
-                       "(enables pruning).")
-
-
-@app.command()
-def check(
-    file: str = typer.Argument(..., help="A .asn, JSON-form or list-format file."),
-    json_out: bool = typer.Option(False, "--json", help="Print diagnostics as a JSON list."),
-    explain: Optional[str] = typer.Option(None, "--explain", help="Explain a code, e.g. ASN101."),
-) -> None:
-    """Parse and validate; report every problem with its position."""
-    from ..compiler.validation import check as run_check
-    from ..dsl.loader import load_text
-    from ..dsl.textio import read_text
-
-    if explain:
-        code = explain.upper()
-        if code not in CODES:
-            raise _usage(f"unknown code `{explain}`; codes are {', '.join(CODES)}")
-        out.print(f"{code}: {CODES[code]}")
-        return
-    text = ""
-    source = None
-    try:
-        text = read_text(file)
-        net = load_text(text, file)
-        diags = run_check(net)
-    except DiagnosticError as exc:
-        diags, source = exc.diagnostics, exc.source
-    source = source or Source(file, text)
-    if json_out:
-        print(to_json(diags, file))
-    else:
-        print_diagnostics(diags, source)
-        if not any(d.is_error for d in diags):
-            n_warn = sum(1 for d in diags if d.severity == "warning")
-            err_console.print(f"{file}: ok" + (f" ({n_warn} warning{'s' * (n_warn != 1)})"
-                                               if n_warn else ""))
-    if any(d.is_error for d in diags):
-        raise typer.Exit(EXIT_BAD_INPUT)
-
-
-@app.command()
-def fmt(
-    files: List[str] = typer.Argument(..., help="Files to format."),
-    check_only: bool = typer.Option(False, "--check", help="Exit 1 if a file is not canonical."),
-    write: bool = typer.Option(False, "--write", "-w", help="Rewrite the files in place."),
-) -> None:
-    """Print canonical .asn text (idempotent; comments are kept)."""
-    from ..dsl.loader import load_text
-    from ..dsl.printer import format_network
-    from ..dsl.textio import read_text
-
-    unformatted = []
-    for file in files:
-        text = read_text(file)
-        net = load_text(text, file)
-        canonical = format_network(net)
-        if check_only:
-            if canonical != text:
-                unformatted.append(file)
-                err_console.print(f"{file}: would reformat")
-        elif write:
-            if canonical != text:
-                atomic_write(file, canonical)
-        else:
-            sys.stdout.write(canonical)
-    if unformatted:
-        raise typer.Exit(EXIT_BAD_INPUT)
-
-
-@app.command("import")
-def import_(
-    file: str = typer.Argument(..., help="A list-format (or JSON-form) file."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the .asn here."),
-    name: Optional[str] = typer.Option(None, "--name", help="Network name (default: file name)."),
-    pick: Optional[str] = typer.Option(None, "--pick", help="In a file holding several "
-                                       "structures by name (structures.json), the one to import."),
-    frames: Optional[int] = FramesOpt,
-    size: Optional[Tuple[int, int]] = SizeOpt,
-    classes: Optional[int] = ClassesOpt,
-    attention: Optional[str] = typer.Option(
-        None, "--attention", help="none|self|peer; default: peer for AssembleNet++ "
-        "structures (object stems or lite filters), else none."),
-    objects: Optional[int] = typer.Option(None, "--objects", help="Object classes (default 151 "
-                                          "when the structure has object stems)."),
-    lite: Optional[bool] = typer.Option(None, "--lite/--standard", help="Network variant "
-                                        "(default: lite when every block has three filters)."),
-) -> None:
-    """Convert the official list format to .asn text."""
-    from ..compiler.validation import check as run_check
-    from ..dsl.ir import Block, Stem
-    from ..dsl.loader import load_text
-    from ..dsl.printer import format_network
-    from ..dsl.textio import read_text
-    from .common import apply_overrides
-
-    text = read_text(file)
-    net = load_text(text, file, name or pick, pick=pick)
-    hdr = net.header
-    plus = any(isinstance(n, Stem) and n.type == "object" for n in net.nodes) or any(
-        isinstance(n, Block) and n.module == "lite" for n in net.nodes)
-    update: dict = {}
-    if name:
-        update["name"] = name
-    if attention is not None:
-        update["attention"] = attention
-    elif plus and hdr.attention == "none":
-        update["attention"] = "peer"  # the AssembleNet++ paper's model (SEMANTICS.md)
-    if objects is not None:
-        update["object_classes"] = objects
-    elif hdr.object_classes is None and any(isinstance(n, Stem) and n.type == "object"
-                                            for n in net.nodes):
-        update["object_classes"] = 151  # ADE-20k, the reference's default
-    blocks = net.blocks
-    if lite is None:
-        lite = bool(blocks) and all(b.module == "lite" for b in blocks) and hdr.variant == \
-            "standard"
-        lite = lite or hdr.variant == "lite"
-    update["variant"] = "lite" if lite else "standard"
-    if lite and isinstance(hdr.depth, int) and "depth" not in _explicit_keys(text):
-        from ..dsl.ir import LITE_UNITS
-        update["depth"] = LITE_UNITS
-    header = type(hdr).model_validate({**hdr.model_dump(), **update})
-    net = net.model_copy(update={"header": header})
-    net = apply_overrides(net, frames, size, classes)
-    diags = run_check(net)
-    print_diagnostics(diags, Source(file, text))
-    if any(d.is_error for d in diags):
-        raise typer.Exit(EXIT_BAD_INPUT)
-    result = format_network(net)
-    if output:
-        atomic_write(output, result)
-        err_console.print(f"wrote {output} ({len(net.nodes)} nodes)")
-    else:
-        sys.stdout.write(result)
-
-
-def _explicit_keys(text: str) -> set[str]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return set()
-    return set(data) if isinstance(data, dict) else set()
-
-
-@app.command()
-def export(
-    file: str = typer.Argument(..., help="A .asn (or any accepted) file."),
-    to: str = typer.Option("json", "--to", help="json | list | asn"),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
-) -> None:
-    """Print the network as the JSON form, the official list format, or .asn text."""
-    from ..dsl.jsonform import to_json_form
-    from ..dsl.listformat import to_list
-    from ..dsl.printer import format_network
-
-    net, _ = load_checked(file)
-    if to == "json":
-        text = json.dumps(to_json_form(net), indent=1) + "\n"
-    elif to == "list":
-        text = json.dumps(to_list(net), indent=1) + "\n"
-    elif to == "asn":
-        text = format_network(net)
-    else:
-        raise _usage(f"--to must be json, list or asn, got `{to}`")
-    if output:
-        atomic_write(output, text)
-    else:
-        sys.stdout.write(text)
-
-
-@app.command()
-def stats(
-    file: str = typer.Argument(..., help="A network file."),
-    frames: Optional[int] = FramesOpt,
-    size: Optional[Tuple[int, int]] = SizeOpt,
-    classes: Optional[int] = ClassesOpt,
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    level: int = typer.Option(0, "-O", min=0, help="Optimisation level the numbers are for "
-                              "(0: as written; 1 and 2: what `asnc compile -O` builds, batch "
-                              "norms folded, connection weights folded, edges pruned)."),
-) -> None:
-    """Per-node shapes, parameters and FLOPs, without TensorFlow."""
-    from ..compiler.analysis import analyse
-
-    net, _ = load_checked(file, frames, size, classes, warnings=not json_out)
-    if level:
-        from ..compiler.passes import optimise
-        st = optimise(net, level=level).stats()  # what `compile -O` builds
-    else:
-        st = analyse(net)
-    if json_out:
-        print(json.dumps(st.to_json(), indent=1))
-        return
-    from rich.table import Table
-
-    table = Table(title=f"{st.network}: {st.frames} frames at {st.size[0]}x{st.size[1]}, "
-                  f"{st.classes} classes", title_justify="left")
-    for col in ("node", "kind", "type", "shape (T, H, W, C)", "params", "non-trainable",
-                "GFLOPs"):
-        table.add_column(col, justify="right" if col in ("params", "non-trainable", "GFLOPs")
-                         else "left")
-    for n in st.nodes:
-        table.add_row(n.name, n.kind, n.type, "x".join(str(v) for v in n.shape),
-                      f"{n.params:,}", f"{n.non_trainable:,}", f"{n.flops / 1e9:.3f}")
-    table.add_row("total", "", "", "", f"{st.total:,}", f"{st.non_trainable:,}",
-                  f"{st.flops / 1e9:.3f}", style="bold")
-    out.print(table)
-
-
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the JSON form."""
-    from ..dsl.jsonform import json_schema
-
-    print(json.dumps(json_schema(), indent=1))
-
-
-def _usage(message: str) -> typer.BadParameter:
-    return typer.BadParameter(message)
-
-
-def _register_optional_commands() -> None:
-    # Backend commands live in their own modules; each adds itself to `app`.
-    import importlib
-
-    for name in ("compile", "opt", "viz", "train"):
-        try:
-            importlib.import_module(f"{__package__}.cmd_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.cmd_{name}":
-                raise
+__all__ = ["main"]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    _register_optional_commands()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="asnc")
         if not isinstance(result, int):
@@ -300,9 +53,5 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_INTERNAL
 
 
-if __name__ == "__main__":
-    # `python -m asn.cli.main` (the ./asnc launcher) runs this file as `__main__`, but the
-    # command modules add themselves to `asn.cli.main.app`: run that module's `main`.
-    from asn.cli.main import main as _package_main
-
-    sys.exit(_package_main())
+if __name__ == "__main__":  # `python -m asn.cli.main`, as the ./asnc launcher runs it
+    sys.exit(main())

@@ -124,7 +124,8 @@ def split(
         rng = random.Random(seed)
         chosen: set[int] = set()
         for label in sorted({lab for _, lab in samples}):
-            idx = sorted((i for i, (_, lab) in enumerate(samples) if lab == label), key=lambda i: str(samples[i][0]))
+            idx = sorted((i for i, (_, lab) in enumerate(samples) if lab == label),
+                         key=lambda i: str(samples[i][0]))
             n_val = round(len(idx) * val_ratio)
             if val_ratio > 0 and len(idx) >= 2:
                 n_val = min(max(n_val, 1), len(idx) - 1)
@@ -242,10 +243,12 @@ def crop(clip: np.ndarray, size: tuple[int, int], training: bool = False, rng=No
 def _to_rgb(frames: Sequence[av.VideoFrame], size: tuple[int, int]) -> np.ndarray:
     """Convert + resize in one swscale pass: uint8 ``[T, h', w', 3]`` covering ``size``."""
     h, w = cover_size(frames[0].height, frames[0].width, size)
-    return np.stack([f.to_ndarray(format="rgb24", width=w, height=h, interpolation="BILINEAR") for f in frames])
+    return np.stack([f.to_ndarray(format="rgb24", width=w, height=h, interpolation="BILINEAR")
+                     for f in frames])
 
 
-def resize_and_crop(clip: np.ndarray, size: tuple[int, int], training: bool = False, rng=None) -> np.ndarray:
+def resize_and_crop(clip: np.ndarray, size: tuple[int, int], training: bool = False,
+                    rng=None) -> np.ndarray:
     """uint8 ``[T, h, w, 3]`` -> uint8 ``[T, H, W, 3]`` (short-side resize, then crop)."""
     frames = [av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24") for f in clip]
     return crop(_to_rgb(frames, size), size, training, rng)

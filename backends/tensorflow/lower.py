@@ -18,17 +18,17 @@ like the reference backbone, every node's output is an endpoint, so a node that 
 is still built and its parameters count. Auxiliary layer names that a node already uses get a
 trailing ``_`` (node names win).
 
-Forms (``plan``, a `compiler.passes.LoweringPlan`, and ``edge_fold``):
+Forms (``form``, a `compiler.passes.LoweringForm`: the backend passes that applied):
 
-* ``plan=None``, the training form (`build_model`'s default): the reference layers, with the
-  flow layer in its ``fused`` form (shifts instead of 2- and 3-tap convolutions: the same
-  values and the same 16 weights, much faster to run and to convert);
-* ``LoweringPlan()``: the reference form of ``-O0``, the flow layer's convolutions included;
-* a plan with the exact backend passes: ``repflow_slices`` (the fused flow layer),
-  ``fold_batchnorm`` (convs with biases, no batch norms: weights come from
-  ``backends.tensorflow.passes``, not from the initialisers), ``fold_edge_weights`` (fusions
-  become ``ScaledSumFusion`` with the residual scales of ``edge_fold``; such a model's node
-  outputs are scaled, so it has no ``features`` output).
+* `LoweringForm.reference()`: the reference form of ``-O0``, the flow layer's 2- and 3-tap
+  convolutions included;
+* `LoweringForm.training()` (`build_model`'s default): the reference layers with the flow
+  layer as slices (``repflow-slices``: the same values and the same 16 weights, much faster
+  to run and to convert);
+* with ``fold-batchnorm``: convs with biases, no batch norms (weights come from
+  ``rewrites.fold_batchnorm``, not from the initialisers); with ``fold-edge-weights``:
+  fusions become ``ScaledSumFusion`` with the residual scales of ``edge_fold``; such a
+  model's node outputs are scaled, so it has no ``features`` output.
 
 Seeds: every layer's seed comes from ``(seed, crc32(node name), role)``, so two builds with the
 same seed have identical weights, and different nodes get different initial values.
@@ -45,6 +45,7 @@ from keras import ops
 
 from ...compiler.analysis import LITE_STEM_WIDTH, peer_candidates, stem_width
 from ...compiler.graph import build_graph, stable_topological_order
+from ...compiler.passes import EdgeFoldPlan, LoweringForm
 from ...dsl.ir import INTER_CHANNELS, Block, Network, Stem
 
 __all__ = ["build_model", "LoweringError", "Lowered", "lower", "node_seed", "input_specs",
@@ -108,7 +109,7 @@ class Lowered:
     node_layers: dict[str, list[str]] = field(default_factory=dict)  # node -> its layer names
     order: list[str] = field(default_factory=list)  # nodes in build order
     fusions: dict[str, str] = field(default_factory=dict)  # block -> its fusion layer's name
-    plan: object = None  # the LoweringPlan it was built with (None: the training form)
+    form: LoweringForm = field(default_factory=LoweringForm.reference)  # as built
 
 
 class _Names:
@@ -124,14 +125,16 @@ class _Names:
         return name
 
 
-def build_model(net: Network, seed: int = 0, batch: int | None = None, plan=None,
-                edge_fold=None) -> keras.Model:
-    """The functional Keras model of ``net`` (see the module docstring)."""
-    return lower(net, seed=seed, batch=batch, plan=plan, edge_fold=edge_fold).model
+def build_model(net: Network, seed: int = 0, batch: int | None = None,
+                form: LoweringForm = LoweringForm.training()) -> keras.Model:
+    """The functional Keras model of ``net``, by default in the training form (see the
+    module docstring)."""
+    return lower(net, seed=seed, batch=batch, form=form).model
 
 
-def lower(net: Network, seed: int = 0, batch: int | None = None, plan=None,
-          edge_fold=None) -> Lowered:
+def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None = None,
+          edge_fold: EdgeFoldPlan | None = None) -> Lowered:
+    """Lower ``net`` in ``form``; ``edge_fold`` is needed with ``fold-edge-weights``."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
@@ -142,11 +145,13 @@ def lower(net: Network, seed: int = 0, batch: int | None = None, plan=None,
                          SigmoidFusion)
     from .repflow import RepresentationFlow
 
-    slices = True if plan is None else plan.repflow_slices
-    fold = plan is not None and plan.fold_batchnorm
-    fold_edges = plan is not None and plan.fold_edge_weights
+    if not isinstance(form, LoweringForm):
+        raise TypeError(f"form must be a LoweringForm, got {type(form).__name__}")
+    slices = form.has("repflow-slices")
+    fold = form.has("fold-batchnorm")
+    fold_edges = form.has("fold-edge-weights")
     if fold_edges and edge_fold is None:
-        raise ValueError("plan.fold_edge_weights needs the edge_fold plan")
+        raise ValueError("the fold-edge-weights form needs the edge_fold plan")
 
     hdr = net.header
     g = build_graph(net)
@@ -278,7 +283,7 @@ def lower(net: Network, seed: int = 0, batch: int | None = None, plan=None,
         result["features"] = {n.name: outputs[n.name] for n in net.nodes}  # declaration order
     model = keras.Model(inputs=inputs if len(inputs) > 1 else video, outputs=result,
                         name=hdr.name)
-    return Lowered(model, node_layers, order, fusions, plan)
+    return Lowered(model, node_layers, order, fusions, form)
 
 
 def _user_block(ir: Block, units: int, frames: int, seed: int):

@@ -1,12 +1,16 @@
 """Training and one-shot connectivity search of a lowered network on a video folder.
 
-`train(net, options, classes, samples)` fits the model of `lower.build_model` on ``DATA/<class>/<video>``
-(`data.make_dataset`), one checkpoint per epoch, and evaluates on the held-out split.
+`prepare_run(net, options, classes, samples)` checks a run and readies its directory;
+`train(run)` then fits the model of `lower.build_model` on ``DATA/<class>/<video>``
+(`data.make_dataset`), one checkpoint per epoch, and evaluates on the held-out split. Both
+take and return IR; the network's text is the caller's.
 
 Run directory (``options.out``), everything a later command needs:
 
 * ``net.asn``: the network as trained (classes taken from the data, command-line overrides
-  applied); ``asnc compile RUN/net.asn --weights RUN/final.weights.h5`` rebuilds the model;
+  applied), written by the caller between the two steps (`asn/cli/rundir.py`, only where
+  ``run.writes``); ``asnc compile RUN/net.asn --weights RUN/final.weights.h5`` rebuilds the
+  model;
 * ``final.weights.h5``: the final weights, written by ``model.save_weights`` from the full model
   of ``build_model(net)`` (no optimizer state), read back by ``model.load_weights``. Keras keys
   the file by layer class and position, so it loads into a model built from the same IR:
@@ -48,20 +52,20 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from ...compiler.passes import LoweringForm
 from ...dsl.ir import Network, Stem
-from ...dsl.loader import load
-from ...dsl.printer import format_network
 from . import data as D
 from .layers import SigmoidFusion
 from .lower import Lowered, lower
 
-__all__ = ["TrainOptions", "TrainResult", "TrainError", "train", "make_strategy", "Evaluator",
+__all__ = ["TrainOptions", "PreparedRun", "TrainResult", "TrainError", "prepare_run", "train",
+           "make_strategy", "Evaluator",
            "connection_weights", "fixed_batch_loss", "STRATEGIES", "FINAL_WEIGHTS",
            "NETWORK_FILE", "METRICS_FILE", "LABELS_FILE", "CHECKPOINTS"]
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 FINAL_WEIGHTS = "final.weights.h5"
-NETWORK_FILE = "net.asn"
+NETWORK_FILE = "net.asn"  # written by the caller (the network's text); metrics.json names it
 METRICS_FILE = "metrics.json"
 LABELS_FILE = "labels.txt"
 CHECKPOINTS = "checkpoints"
@@ -94,7 +98,7 @@ class TrainOptions:
     strategy: str = "default"
     cache: bool = False  # keep decoded videos in memory (small datasets)
     xla: bool = False
-    verbose: int | str = "auto"  # Keras fit verbosity; auto: bar on a terminal, else per epoch
+    verbose: int | str = "auto"  # Keras Progbar verbosity; auto: bar on a terminal, else per epoch
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -107,6 +111,21 @@ class TrainOptions:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class PreparedRun:
+    """A run that `prepare_run` checked and whose directory is ready; `train` runs it."""
+
+    net: Network
+    options: TrainOptions
+    classes: list[str]
+    strategy: tf.distribute.Strategy
+    train_samples: list
+    val_samples: list
+    dir: Path
+    checkpoint: dict | None  # the checkpoint a resumed run continues from (`last.json`)
+    writes: bool  # this worker writes the run directory (the chief)
 
 
 @dataclass
@@ -330,16 +349,11 @@ def _last_checkpoint(run: Path) -> dict | None:
     return info
 
 
-def _prepare_run_dir(run: Path, net: Network, options: TrainOptions, write: bool) -> dict | None:
-    """Check the run directory against --resume/--overwrite; return the checkpoint to resume."""
+def _prepare_run_dir(run: Path, options: TrainOptions, write: bool) -> dict | None:
+    """Check the run directory against --resume/--overwrite; return the checkpoint to resume
+    (whether it is a run of the same network is the caller's check: `RUN/net.asn`)."""
     ckpt = _last_checkpoint(run)
-    net_file = run / NETWORK_FILE
     if options.resume:
-        if ckpt is not None and net_file.exists():
-            previous = load(str(net_file))
-            if previous != net:
-                raise TrainError(f"{run} holds a run of another network (see {net_file}); "
-                                 "resume it with that network or choose another --out")
         return ckpt
     if ckpt is not None and not options.overwrite:
         raise TrainError(f"{run} already holds checkpoints (epoch {ckpt['epoch']}); pass "
@@ -397,12 +411,13 @@ def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, checkpointer
 # ------------------------------------------------------------------------- train
 
 
-def train(net: Network, options: TrainOptions, classes: list[str], samples) -> TrainResult:
-    """Fit ``net`` (whose header already has ``len(classes)`` classes) on ``samples``.
+def prepare_run(net: Network, options: TrainOptions, classes: list[str],
+                samples) -> PreparedRun:
+    """Check a run of ``net`` (whose header already has ``len(classes)`` classes) on
+    ``samples`` and ready its directory (created; old checkpoints removed with --overwrite).
 
     ``classes`` and ``samples`` come from `data.discover`; the split is `data.split` with the
-    options' ratio, list and seed. Returns the trained model and the metrics also written to
-    ``options.out``. Raises TrainError for a run that cannot start.
+    options' ratio, list and seed. Raises TrainError for a run that cannot start.
     """
     if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
         raise TrainError("object stems need per-frame object maps, which a video folder does "
@@ -424,7 +439,20 @@ def train(net: Network, options: TrainOptions, classes: list[str], samples) -> T
     run = Path(options.out)
     if write:
         run.mkdir(parents=True, exist_ok=True)
-    ckpt = _prepare_run_dir(run, net, options, write)
+    ckpt = _prepare_run_dir(run, options, write)
+    return PreparedRun(net, options, list(classes), strategy, train_s, val_s, run, ckpt, write)
+
+
+def train(prepared: PreparedRun) -> TrainResult:
+    """Fit the network of a `prepare_run` run; checkpoint each epoch, evaluate at the end.
+
+    Returns the trained model and the metrics also written to the run directory. Raises
+    TrainError when no training batch can be read.
+    """
+    net, options, classes = prepared.net, prepared.options, prepared.classes
+    strategy, run, ckpt, write = (prepared.strategy, prepared.dir, prepared.checkpoint,
+                                  prepared.writes)
+    train_s, val_s = prepared.train_samples, prepared.val_samples
     initial_epoch = ckpt["epoch"] if ckpt else 0
     history: list[dict] = list(ckpt["history"])[:initial_epoch] if ckpt else []
     keras.utils.set_random_seed(options.seed)
@@ -432,11 +460,10 @@ def train(net: Network, options: TrainOptions, classes: list[str], samples) -> T
     train_ds, val_ds, steps, stats = _datasets(options, net, train_s, val_s,
                                                options.seed + initial_epoch, strategy)
     if write:
-        _atomic_text(run / NETWORK_FILE, format_network(net))
         _atomic_text(run / LABELS_FILE, "".join(f"{c}\n" for c in classes))
 
     with strategy.scope():
-        lowered = lower(net, seed=options.seed)
+        lowered = lower(net, seed=options.seed, form=LoweringForm.training())
         model = lowered.model
         train_model = _logits_model(model)
         optimizer = keras.optimizers.Adam(learning_rate=options.lr)

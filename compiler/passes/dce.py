@@ -24,9 +24,11 @@ from __future__ import annotations
 import networkx as nx
 
 from ...dsl.ir import Block, Stem
-from ..analysis import stem_width
+from ..analysis import analyse_graph, stem_width
 from ..graph import reachable_to_heads
-from .manager import PassContext, PassReport, graph_pass, report_for, stats_of
+from .context import PassContext
+from .registry import graph_pass
+from .report import PassReport
 
 __all__ = ["dead_node_elimination", "eliminate_dead_nodes"]
 
@@ -83,7 +85,7 @@ def eliminate_dead_nodes(g: nx.DiGraph, before=None) -> tuple[nx.DiGraph, list[d
     new = g.copy()
     if not dead:
         return new, [], [], []
-    before = before if before is not None else stats_of(g)
+    before = before if before is not None else analyse_graph(g)
     dead_stems = [n for n in dead if isinstance(g.nodes[n]["ir"], Stem)]
     remove_stems, kept = _removable_stems(g, dead_stems)
     remove = [n for n in dead if n not in kept]
@@ -126,8 +128,5 @@ def eliminate_dead_nodes(g: nx.DiGraph, before=None) -> tuple[nx.DiGraph, list[d
             description="remove blocks and stems that do not reach a head")
 def dead_node_elimination(g: nx.DiGraph, ctx: PassContext) -> tuple[nx.DiGraph, PassReport]:
     """Remove blocks and stems from which no head can be reached (exact)."""
-    before = stats_of(g)
-    new, removed, kept, notes = eliminate_dead_nodes(g, before)
-    after = stats_of(new) if removed else before
-    return new, report_for(NAME, True, before, after, removed_nodes=removed, kept_nodes=kept,
-                           notes=notes)
+    new, removed, kept, notes = eliminate_dead_nodes(g, ctx.stats(g))
+    return new, PassReport(NAME, True, removed_nodes=removed, kept_nodes=kept, notes=notes)

@@ -169,18 +169,18 @@ def plan_edge_folding(g: nx.DiGraph, weights: Mapping[tuple[str, str], float],
         preds = [inp.source for inp in ir.inputs]
         if len(preds) == 1:
             continue
-        groups = {}
-        residual = []
+        groups: dict[int, float] = {}
+        residual: list[float] = []
         for p in preds:
-            i = next(i for i in adjacency[("p", p)] if edges[i][1][1] == b)
-            _, c, w = edges[i]
-            if c[2] is not None:
-                groups[c[2]] = value[c] / t
-            if i in tree:
+            k = next(k for k in adjacency[("p", p)] if edges[k][1][1] == b)
+            _, group, w = edges[k]
+            if group[2] is not None:
+                groups[group[2]] = value[group] / t
+            if k in tree:
                 residual.append(1.0)
                 plan.folded_edges += 1
             else:
-                r = w / (value[("p", p)] * value[c])
+                r = w / (value[("p", p)] * value[group])
                 if abs(r - 1.0) <= 1e-12:  # a consistent cycle: rounding, not a weight
                     r = 1.0
                 residual.append(r)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import networkx as nx
 
 from ...dsl.ir import Block, Stem
-from ..analysis import NetworkStats, ShapeError
+from ..analysis import NetworkStats, ShapeError, analyse_graph
+from .context import DEFAULT_PRUNE_THRESHOLD, PassContext
 from .dce import NAME as DCE, eliminate_dead_nodes
-from .manager import (DEFAULT_PRUNE_THRESHOLD, PassContext, PassReport, graph_pass, report_for,
-                      stats_of)
+from .registry import graph_pass
+from .report import PassReport
 
 __all__ = ["prune_edges", "plan_pruning"]
 
@@ -47,7 +48,7 @@ def plan_pruning(g: nx.DiGraph, threshold: float | None = DEFAULT_PRUNE_THRESHOL
         order; `{src, dst, weight, reason}` per edge that the threshold or top-k would remove
         (or that is learnable) but that stays.
     """
-    stats = stats if stats is not None else stats_of(g)
+    stats = stats if stats is not None else analyse_graph(g)
     shape = {n.name: n.shape for n in stats.nodes if n.kind in ("stem", "block")}
     pruned: list[dict] = []
     skipped: list[dict] = []
@@ -69,7 +70,7 @@ def plan_pruning(g: nx.DiGraph, threshold: float | None = DEFAULT_PRUNE_THRESHOL
             keep &= set(by_strength[:top_k])
         reasons: dict[int, str] = {}
 
-        def protect(k: int, reason: str) -> None:
+        def protect(k: int, reason: str, keep=keep, reasons=reasons) -> None:
             if k not in keep:
                 keep.add(k)
                 reasons[k] = reason
@@ -123,7 +124,7 @@ def prune_edges(g: nx.DiGraph, ctx: PassContext) -> tuple[nx.DiGraph, PassReport
     threshold, top_k = ctx.prune_threshold, ctx.prune_top_k
     if threshold is None and top_k is None:
         threshold = DEFAULT_PRUNE_THRESHOLD
-    before = stats_of(g)
+    before = ctx.stats(g)
     pruned, skipped = plan_pruning(g, threshold, top_k, before)
     notes = [f"threshold {threshold}" if top_k is None else
              f"top {top_k} inputs per block" if threshold is None else
@@ -133,7 +134,7 @@ def prune_edges(g: nx.DiGraph, ctx: PassContext) -> tuple[nx.DiGraph, PassReport
     # should one still fail, that block keeps all its inputs.
     while True:
         try:
-            stats_of(new)
+            ctx.stats(new)
             break
         except ShapeError as exc:
             restored = [e for e in pruned if e["dst"] == exc.node]
@@ -165,7 +166,6 @@ def prune_edges(g: nx.DiGraph, ctx: PassContext) -> tuple[nx.DiGraph, PassReport
             if removed_nodes:
                 notes.append("removed nodes left dead by pruning (their numbers before "
                              "pruning)")
-    after = stats_of(new) if pruned else before
-    return new, report_for(NAME, False, before, after, removed_nodes=removed_nodes,
-                           removed_edges=pruned, kept_nodes=kept_nodes, skipped_edges=skipped,
+    return new, PassReport(NAME, False, removed_nodes=removed_nodes, removed_edges=pruned,
+                           kept_nodes=kept_nodes, skipped_edges=skipped,
                            dropped_weights=dropped, notes=notes)

@@ -12,14 +12,9 @@ never mix.
 import keras
 from keras import ops
 
+from .conv import check_int_received
+
 __all__ = ["PeerCandidates", "PeerAttention", "SelfAttention"]
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
-        )
 
 
 def _dense(units, seed, name):
@@ -70,12 +65,9 @@ class PeerCandidates(keras.layers.Layer):
 
     def __init__(self, P, num_candidates, seed=0, **kwargs):
         super().__init__(**kwargs)
-        _check_int("P", P, 1)
-        _check_int("num_candidates", num_candidates, 1)
-        _check_int("seed", seed, 0)
-        self.P = P
-        self.num_candidates = num_candidates
-        self.seed = seed
+        self.P = check_int_received("P", P, 1)
+        self.num_candidates = check_int_received("num_candidates", num_candidates, 1)
+        self.seed = check_int_received("seed", seed, 0)
         self.projections = [
             _dense(P, seed * 1000 + n, f"cand{n}") for n in range(num_candidates)
         ]
@@ -127,10 +119,8 @@ class SelfAttention(keras.layers.Layer):
 
     def __init__(self, channels, seed=0, **kwargs):
         super().__init__(**kwargs)
-        _check_int("channels", channels, 1)
-        _check_int("seed", seed, 0)
-        self.channels = channels
-        self.seed = seed
+        self.channels = check_int_received("channels", channels, 1)
+        self.seed = check_int_received("seed", seed, 0)
         self.gate = _dense(channels, seed * 1000, "gate")
 
     def build(self, input_shape):
@@ -179,12 +169,9 @@ class PeerAttention(keras.layers.Layer):
 
     def __init__(self, channels, num_candidates, seed=0, **kwargs):
         super().__init__(**kwargs)
-        _check_int("channels", channels, 1)
-        _check_int("num_candidates", num_candidates, 1)
-        _check_int("seed", seed, 0)
-        self.channels = channels
-        self.num_candidates = num_candidates
-        self.seed = seed
+        self.channels = check_int_received("channels", channels, 1)
+        self.num_candidates = check_int_received("num_candidates", num_candidates, 1)
+        self.seed = check_int_received("seed", seed, 0)
         self.gate = _dense(channels, seed * 1000 + 1, "gate")
 
     def build(self, x_shape, candidates_shape):

@@ -5,25 +5,24 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .bn_options import BatchNormOptions, apply_bn, build_chain
 from .conv import (
     Conv3x3x3,
     FixedPaddingConv2D,
     TemporalConv,
-    apply_bn,
-    bn_unless_folded,
-    check_bn_args,
-    check_bool,
     check_int,
     check_seed,
     derive_seed,
     static_shape4,
+    strided_shape,
 )
 
 TEMPORAL_MODES = ("2plus1d", "3d")
+_UNIT_CHAIN = ("first", "bn1", "middle", "bn2", "last", "bn3")  # a unit's sublayers, in order
 
 
 @keras.saving.register_keras_serializable(package="asn")
-class BottleneckBlock(keras.layers.Layer):
+class BottleneckBlock(BatchNormOptions, keras.layers.Layer):
     """A block: ``num_units`` bottleneck residual units, output ``4F`` channels.
 
     Unit 0 carries the stride s and a projection shortcut (1x1 conv to 4F, stride s, fixed
@@ -58,9 +57,8 @@ class BottleneckBlock(keras.layers.Layer):
         frames: T, frames per clip (static).
         temporal: ``"2plus1d"`` (reference interleave) or ``"3d"``.
         seed: base seed; every conv gets a distinct derived seed.
-        bn_momentum, bn_epsilon: batch-norm settings.
-        fold_bn: the inference form of `fold-batchnorm`: every conv has a bias and no batch norm
-            follows it (``layers.folding.load_folded`` fills it from the reference form).
+        bn_momentum, bn_epsilon, fold_bn: batch-norm settings (``BatchNormOptions``); with
+            ``fold_bn``, the inference form of `fold-batchnorm`.
 
     Input shape: folded ``[B*T, h, w, c]``.
     Output shape: ``[B*T, ceil(h/s), ceil(w/s), 4F]``.
@@ -81,8 +79,8 @@ class BottleneckBlock(keras.layers.Layer):
         fold_bn=False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.fold_bn = check_bool("fold_bn", fold_bn)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
         self.filters = check_int("filters", filters)
         self.inter = check_int("inter", inter)
         self.num_units = check_int("num_units", num_units)
@@ -93,18 +91,13 @@ class BottleneckBlock(keras.layers.Layer):
             raise ValueError(f"`temporal` must be one of {TEMPORAL_MODES}, got {temporal!r}")
         self.temporal = temporal
         self.seed = check_seed(seed)
-        self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
 
         out = 4 * filters
         fold = self.fold_bn
-
-        def bn(name, zero_gamma=False):
-            return bn_unless_folded(fold, name, self.bn_momentum, self.bn_epsilon, zero_gamma)
-
         self.shortcut_conv = FixedPaddingConv2D(
             out, 1, stride, seed=derive_seed(seed, 0), use_bias=fold, name="unit0_shortcut_conv1x1"
         )
-        self.shortcut_bn = bn("unit0_shortcut_bn")
+        self.shortcut_bn = self.batch_norm("unit0_shortcut_bn")
         # One dict of sublayers per unit (Keras tracks layers inside lists and dicts).
         self.units = []
         for i in range(num_units):
@@ -143,33 +136,22 @@ class BottleneckBlock(keras.layers.Layer):
             self.units.append(
                 {
                     "first": first,
-                    "bn1": bn(f"unit{i}_bn1"),
+                    "bn1": self.batch_norm(f"unit{i}_bn1"),
                     "middle": middle,
-                    "bn2": bn(f"unit{i}_bn2"),
+                    "bn2": self.batch_norm(f"unit{i}_bn2"),
                     "last": FixedPaddingConv2D(
                         out, 1, 1, seed=derive_seed(seed, k + 2), use_bias=fold,
                         name=f"unit{i}_conv1x1_out"
                     ),
-                    "bn3": bn(f"unit{i}_bn3", zero_gamma=True),
+                    "bn3": self.batch_norm(f"unit{i}_bn3", zero_gamma=True),
                 }
             )
 
     def build(self, input_shape):
         shape = static_shape4(input_shape, self.name)
-        self.shortcut_conv.build(shape)
-        if self.shortcut_bn is not None:
-            self.shortcut_bn.build(self.shortcut_conv.compute_output_shape(shape))
+        build_chain([self.shortcut_conv, self.shortcut_bn], shape)
         for unit in self.units:
-            unit["first"].build(shape)
-            s1 = unit["first"].compute_output_shape(shape)
-            unit["middle"].build(s1)
-            s2 = unit["middle"].compute_output_shape(s1)
-            unit["last"].build(s2)
-            out = unit["last"].compute_output_shape(s2)
-            for key, s_ in (("bn1", s1), ("bn2", s2), ("bn3", out)):
-                if unit[key] is not None:
-                    unit[key].build(s_)
-            shape = out
+            shape = build_chain([unit[k] for k in _UNIT_CHAIN], shape)
 
     def call(self, x, training=None):
         for i, unit in enumerate(self.units):
@@ -210,10 +192,7 @@ class BottleneckBlock(keras.layers.Layer):
         scale_kernel(self.units[0]["first"], t)
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = tuple(input_shape)
-        s = self.stride
-        size = [None if d is None else -(-d // s) for d in (h, w)]
-        return (b, *size, 4 * self.filters)
+        return strided_shape(input_shape, self.stride, 4 * self.filters)
 
     def get_config(self):
         config = super().get_config()
@@ -226,8 +205,6 @@ class BottleneckBlock(keras.layers.Layer):
             frames=self.frames,
             temporal=self.temporal,
             seed=self.seed,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            fold_bn=self.fold_bn,
+            **self.bn_config(),
         )
         return config

@@ -35,17 +35,14 @@ def check_seed(seed) -> int:
     return check_int("seed", seed, minimum=0)
 
 
-def check_bn_args(momentum, epsilon) -> tuple[float, float]:
-    """Validate batch-norm momentum (0 <= m <= 1) and epsilon (> 0)."""
-    if (
-        isinstance(momentum, bool)
-        or not isinstance(momentum, (int, float))
-        or not 0 <= momentum <= 1
-    ):
-        raise ValueError(f"`bn_momentum` must be a number in [0, 1], got {momentum!r}")
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise ValueError(f"`bn_epsilon` must be a number > 0, got {epsilon!r}")
-    return float(momentum), float(epsilon)
+def check_int_received(name: str, value, minimum: int) -> int:
+    """``check_int`` with the message of the lite and attention layers (Keras's wording,
+    ``Received: name=value``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
+        )
+    return value
 
 
 def derive_seed(seed: int, k: int) -> int:
@@ -65,6 +62,18 @@ def static_shape4(shape, layer_name: str) -> tuple:
             f"got shape {shape}"
         )
     return shape
+
+
+def ceil_div(n, stride: int):
+    """``ceil(n / stride)``: a size after a stride; None for an unknown size."""
+    return None if n is None else -(-n // stride)
+
+
+def strided_shape(input_shape, stride: int, channels: int) -> tuple:
+    """``input_shape`` (channels last) after a spatial stride: h and w (axes -3 and -2)
+    become ``ceil(. / stride)``, the channel axis ``channels``; leading axes are kept."""
+    *lead, h, w, _ = tuple(input_shape)
+    return (*lead, ceil_div(h, stride), ceil_div(w, stride), channels)
 
 
 def fixed_padding(kernel_size: int) -> tuple[int, int]:
@@ -109,16 +118,6 @@ def with_bias(y, bias):
     import tensorflow as tf
 
     return tf.nn.bias_add(y, bias)
-
-
-def bn_unless_folded(fold_bn: bool, name: str, momentum: float, epsilon: float,
-                     zero_gamma: bool = False):
-    """The batch norm after a conv, or None where it is folded into that conv (`fold_bn`)."""
-    return None if fold_bn else batch_norm(name, momentum, epsilon, zero_gamma)
-
-
-def apply_bn(bn, x, training=None):
-    return x if bn is None else bn(x, training=training)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,9 +174,7 @@ class FixedPaddingConv2D(keras.layers.Layer):
                          self.bias)
 
     def compute_output_shape(self, input_shape):
-        s = self.strides
-        size = [None if d is None else -(-d // s) for d in input_shape[1:3]]
-        return (input_shape[0], *size, self.filters)
+        return strided_shape(input_shape, self.strides, self.filters)
 
     def get_config(self):
         config = super().get_config()
@@ -310,13 +307,11 @@ class Conv3x3x3(keras.layers.Layer):
             y = ops.conv(
                 y, self.kernel, strides=(1, s, s), padding="valid", dilation_rate=(d, 1, 1)
             )
-        out_h, out_w = -(-h // s), -(-w // s)
-        return with_bias(ops.reshape(y, (-1, out_h, out_w, self.filters)), self.bias)
+        return with_bias(ops.reshape(y, (-1, ceil_div(h, s), ceil_div(w, s), self.filters)),
+                         self.bias)
 
     def compute_output_shape(self, input_shape):
-        s = self.strides
-        size = [None if d is None else -(-d // s) for d in tuple(input_shape)[1:3]]
-        return (input_shape[0], *size, self.filters)
+        return strided_shape(input_shape, self.strides, self.filters)
 
     def get_config(self):
         config = super().get_config()

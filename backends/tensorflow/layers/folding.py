@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fold_pair", "load_folded", "copy_matching", "scale_output", "scale_kernel",
-           "bn_count"]
+__all__ = ["fold_pair", "load_folded", "copy_matching", "transfer_by_name", "scale_output",
+           "scale_kernel", "bn_count"]
 
 
 def _get(v) -> np.ndarray:
@@ -86,6 +86,25 @@ def copy_matching(new_layer, ref_layer, skip=frozenset()) -> None:
             raise ValueError(f"{new_layer.name}: no reference weight for `{v.path}` "
                              f"{tuple(v.shape)}")
         v.assign(src.numpy())
+
+
+def transfer_by_name(new_model, old_model) -> list[str]:
+    """Copy every weight of ``old_model``'s layers into ``new_model``'s layer of the same name
+    where all its weights match in path and shape; returns the layers that could not take
+    them (new, or changed by the pass: they keep their seeded initial weights)."""
+    old = {layer.name: layer for layer in old_model.layers}
+    missed = []
+    for layer in new_model.layers:
+        if not layer.weights:
+            continue
+        src = old.get(layer.name)
+        try:
+            if src is None:
+                raise ValueError("no such layer")
+            copy_matching(layer, src)
+        except ValueError:
+            missed.append(layer.name)
+    return missed
 
 
 def scale_output(conv, bn, s: float) -> None:

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from .conv import FixedPaddingConv2D, check_int, check_seed, derive_seed, static_shape4
+from .conv import (FixedPaddingConv2D, ceil_div, check_int, check_seed, derive_seed,
+                   static_shape4)
 
 ATTENTION_MODES = (None, "self", "peer")
 
@@ -34,7 +35,7 @@ def resize_plan(shapes, layer_name: str):
             factors.append(None)
             continue
         r = (h + 1) // h_min
-        pooled = (-(-h // r), -(-w // r))
+        pooled = (ceil_div(h, r), ceil_div(w, r))
         if pooled != (h_min, w_min):
             raise ValueError(
                 f"{layer_name}: input {i} of size {h}x{w} max-pooled by {r} gives "
@@ -92,12 +93,16 @@ def _group_conv_map(layer) -> dict:
     return {c: conv for c, conv in zip(layer._groups, layer._group_convs) if conv is not None}
 
 
+def _target_width(layer, channels) -> int:
+    """``L_c``: the largest channel count among the inputs not excluded from the target."""
+    excluded = layer.exclude_from_target or [False] * layer.num_inputs
+    return max(c for c, e in zip(channels, excluded) if not e)
+
+
 def _fused_shape(layer, inputs_shape):
     shapes = _as_shape_list(inputs_shape, layer.num_inputs, layer.name)
     h, w, _ = resize_plan(shapes, layer.name)
-    excluded = layer.exclude_from_target or [False] * layer.num_inputs
-    target = max(s[3] for s, e in zip(shapes, excluded) if not e)
-    return (shapes[0][0], h, w, target)
+    return (shapes[0][0], h, w, _target_width(layer, [s[3] for s in shapes]))
 
 
 def _pool(x, factor):
@@ -181,8 +186,7 @@ class SigmoidFusion(keras.layers.Layer):
         shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
         self._h, self._w, self._factors = resize_plan(shapes, self.name)
         channels = [s[3] for s in shapes]
-        excluded = self.exclude_from_target or [False] * self.num_inputs
-        self._target = max(c for c, e in zip(channels, excluded) if not e)
+        self._target = _target_width(self, channels)
 
         if self.edge_weights is None:
             init = keras.initializers.TruncatedNormal(
@@ -337,8 +341,7 @@ class ScaledSumFusion(keras.layers.Layer):
         shapes = _as_shape_list(inputs_shape, self.num_inputs, self.name)
         self._h, self._w, self._factors = resize_plan(shapes, self.name)
         channels = [s[3] for s in shapes]
-        excluded = self.exclude_from_target or [False] * self.num_inputs
-        self._target = max(c for c, e in zip(channels, excluded) if not e)
+        self._target = _target_width(self, channels)
         self._groups, self._group_convs = _build_groups(self, shapes[0][0], channels)
 
     def group_convs(self) -> dict[int, object]:

@@ -16,19 +16,13 @@ import math
 import keras
 from keras import ops
 
-from .conv import apply_bn, check_bool
+from .bn_options import BatchNormOptions, apply_bn, build_chain
+from .conv import check_int_received, strided_shape
 
 __all__ = ["InvertedBottleneckBlock", "LiteHead", "LiteStem"]
 
 STEM_WIDTH = 24
 HEAD_WIDTHS = (432, 2048)
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
-        )
 
 
 def _check_input(layer, shape, channels=None):
@@ -74,37 +68,7 @@ def _temporal_conv(filters, c_in, dilation, seed, name, use_bias=False):
                  use_bias=use_bias)
 
 
-def _bn_or_none(fold_bn, momentum, epsilon, name, gamma_zero=False):
-    # None: folded into the conv before it (the fold_bn form of `fold-batchnorm`).
-    return None if fold_bn else _bn(momentum, epsilon, name, gamma_zero)
-
-
-def _bn(momentum, epsilon, name, gamma_zero=False):
-    return keras.layers.BatchNormalization(
-        axis=-1,
-        momentum=momentum,
-        epsilon=epsilon,
-        gamma_initializer="zeros" if gamma_zero else "ones",
-        name=name,
-    )
-
-
-def _build_chain(layers, shape):
-    """Build `layers` in order from `shape` (None: a folded batch norm, skipped); return the
-    final output shape."""
-    for layer in layers:
-        if layer is None:
-            continue
-        layer.build(shape)
-        shape = layer.compute_output_shape(shape)
-    return shape
-
-
-def _spatial_out(n, stride):
-    return None if n is None else -(-n // stride)
-
-
-class LiteStem(keras.layers.Layer):
+class LiteStem(BatchNormOptions, keras.layers.Layer):
     """Lite stem (RGB or flow): a strided 1x3x3 conv, then a 3x1x1 temporal conv.
 
     1x3x3 conv stride (1,2,2) -> BN -> ReLU -> 3x1x1 conv (dilation d) -> BN -> ReLU.
@@ -117,7 +81,7 @@ class LiteStem(keras.layers.Layer):
         frames: T, frames per clip (static).
         width: output channels, 24 in the original.
         seed: base seed; convs use `seed*1000 + k`.
-        bn_momentum, bn_epsilon: batch-norm settings.
+        bn_momentum, bn_epsilon, fold_bn: batch-norm settings (`BatchNormOptions`).
         **kwargs: base Layer arguments (`name`: the node's source name).
 
     Input shape:
@@ -129,32 +93,27 @@ class LiteStem(keras.layers.Layer):
 
     def __init__(self, in_channels, dilation, frames, width=STEM_WIDTH, seed=0,
                  bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
-        super().__init__(**kwargs)
-        self.fold_bn = check_bool("fold_bn", fold_bn)
-        _check_int("in_channels", in_channels, 1)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
+        self.in_channels = check_int_received("in_channels", in_channels, 1)
         if isinstance(dilation, bool) or not isinstance(dilation, int):
             raise ValueError(f"`dilation` must be an integer. Received: dilation={dilation!r}")
-        _check_int("frames", frames, 1)
-        _check_int("width", width, 1)
-        _check_int("seed", seed, 0)
-        self.in_channels = in_channels
         self.dilation = dilation
-        self.frames = frames
-        self.width = width
-        self.seed = seed
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
+        self.frames = check_int_received("frames", frames, 1)
+        self.width = check_int_received("width", width, 1)
+        self.seed = check_int_received("seed", seed, 0)
         self.conv_spatial = _conv(width, (1, 3, 3), seed * 1000, "conv_spatial", strides=(1, 2, 2),
-                                  use_bias=fold_bn)
-        self.bn_spatial = _bn_or_none(fold_bn, bn_momentum, bn_epsilon, "bn_spatial")
+                                  use_bias=self.fold_bn)
+        self.bn_spatial = self.batch_norm("bn_spatial")
         self.conv_temporal = _temporal_conv(
-            width, width, max(dilation, 1), seed * 1000 + 1, "conv_temporal", use_bias=fold_bn
+            width, width, max(dilation, 1), seed * 1000 + 1, "conv_temporal",
+            use_bias=self.fold_bn,
         )
-        self.bn_temporal = _bn_or_none(fold_bn, bn_momentum, bn_epsilon, "bn_temporal")
+        self.bn_temporal = self.batch_norm("bn_temporal")
 
     def build(self, input_shape):
         _check_input(self, input_shape, self.in_channels)
-        _build_chain(
+        build_chain(
             [self.conv_spatial, self.bn_spatial, self.conv_temporal, self.bn_temporal],
             (None, self.frames) + tuple(input_shape[1:]),
         )
@@ -169,40 +128,34 @@ class LiteStem(keras.layers.Layer):
         return [(self.conv_spatial, self.bn_spatial), (self.conv_temporal, self.bn_temporal)]
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
-        return (b, _spatial_out(h, 2), _spatial_out(w, 2), self.width)
+        return strided_shape(input_shape, 2, self.width)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             in_channels=self.in_channels, dilation=self.dilation, frames=self.frames,
-            width=self.width, seed=self.seed, bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon, fold_bn=self.fold_bn,
+            width=self.width, seed=self.seed, **self.bn_config(),
         )
         return config
 
 
-class _InvertedBottleneckUnit(keras.layers.Layer):
+class _InvertedBottleneckUnit(BatchNormOptions, keras.layers.Layer):
     """One lite unit on 5-D `[B, T, h, w, c]`; see `InvertedBottleneckBlock`."""
 
     def __init__(self, filters, dilation, stride, shortcut, seed, bn_momentum,
                  bn_epsilon, fold_bn=False, **kwargs):
-        super().__init__(**kwargs)
-        self.fold_bn = fold_bn = check_bool("fold_bn", fold_bn)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
         f0, f1, f2 = filters
         self.filters = tuple(filters)
         self.dilation = dilation
         self.stride = stride
         self.shortcut = shortcut
         self.seed = seed
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
-
-        def bn(name, gamma_zero=False):
-            return _bn_or_none(fold_bn, bn_momentum, bn_epsilon, name, gamma_zero)
+        bn = self.batch_norm
 
         s = (1, stride, stride)
-        b = {"use_bias": fold_bn}
+        b = {"use_bias": self.fold_bn}
         self.main = [_conv(f0, 1, seed, "expand", **b), bn("expand_bn")]
         if stride > 1:
             # (2+1)D: strided spatial conv, then the temporal conv.
@@ -218,7 +171,7 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
                 _conv(f1, 3, seed + 1, "conv_3d", dilation=dilation, **b),
                 bn("conv_3d_bn"),
             ]
-        self.main += [_conv(f2, 1, seed + 3, "project", **b), bn("project_bn", gamma_zero=True)]
+        self.main += [_conv(f2, 1, seed + 3, "project", **b), bn("project_bn", zero_gamma=True)]
         self.proj = None
         if shortcut:
             # 1x1x1 with stride: "valid" subsamples from index 0.
@@ -233,9 +186,9 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
                 f"unit `{self.name}` has an identity shortcut, so its input needs "
                 f"{self.filters[2]} channels. Received shape: {tuple(input_shape)}"
             )
-        _build_chain(self.main, input_shape)
+        build_chain(self.main, input_shape)
         if self.proj is not None:
-            _build_chain(self.proj, input_shape)
+            build_chain(self.proj, input_shape)
 
     def call(self, x, training=None):
         y = x
@@ -254,21 +207,18 @@ class _InvertedBottleneckUnit(keras.layers.Layer):
         return pairs + ([(self.proj[0], self.proj[1])] if self.proj is not None else [])
 
     def compute_output_shape(self, input_shape):
-        b, t, h, w, _ = input_shape
-        s = self.stride
-        return (b, t, _spatial_out(h, s), _spatial_out(w, s), self.filters[2])
+        return strided_shape(input_shape, self.stride, self.filters[2])
 
     def get_config(self):
         config = super().get_config()
         config.update(
             filters=self.filters, dilation=self.dilation, stride=self.stride,
-            shortcut=self.shortcut, seed=self.seed, bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon, fold_bn=self.fold_bn,
+            shortcut=self.shortcut, seed=self.seed, **self.bn_config(),
         )
         return config
 
 
-class InvertedBottleneckBlock(keras.layers.Layer):
+class InvertedBottleneckBlock(BatchNormOptions, keras.layers.Layer):
     """Lite block: `num_units` inverted-bottleneck units.
 
     The first unit carries the stride and a projection shortcut; the rest have
@@ -290,7 +240,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
         stride: spatial stride s >= 1 of the first unit.
         frames: T, frames per clip (static).
         seed: base seed; unit i's convs use `seed*1000 + 10*i + k`.
-        bn_momentum, bn_epsilon: batch-norm settings.
+        bn_momentum, bn_epsilon, fold_bn: batch-norm settings (`BatchNormOptions`).
         **kwargs: base Layer arguments (`name`: the node's source name).
 
     Input shape:
@@ -302,8 +252,8 @@ class InvertedBottleneckBlock(keras.layers.Layer):
 
     def __init__(self, filters, num_units, dilation, stride, frames, seed=0,
                  bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
-        super().__init__(**kwargs)
-        self.fold_bn = check_bool("fold_bn", fold_bn)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
         if (
             not isinstance(filters, (list, tuple))
             or len(filters) != 3
@@ -313,31 +263,23 @@ class InvertedBottleneckBlock(keras.layers.Layer):
                 "`filters` must be three positive integers (f0, f1, f2). "
                 f"Received: filters={filters!r}"
             )
-        _check_int("num_units", num_units, 1)
-        _check_int("dilation", dilation, 1)
-        _check_int("stride", stride, 1)
-        _check_int("frames", frames, 1)
-        _check_int("seed", seed, 0)
         self.filters = tuple(filters)
-        self.num_units = num_units
-        self.dilation = dilation
-        self.stride = stride
-        self.frames = frames
-        self.seed = seed
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
+        self.num_units = check_int_received("num_units", num_units, 1)
+        self.dilation = check_int_received("dilation", dilation, 1)
+        self.stride = check_int_received("stride", stride, 1)
+        self.frames = check_int_received("frames", frames, 1)
+        self.seed = check_int_received("seed", seed, 0)
         self.units = [
             _InvertedBottleneckUnit(
                 self.filters, dilation, stride if i == 0 else 1, shortcut=(i == 0),
-                seed=seed * 1000 + 10 * i, bn_momentum=bn_momentum,
-                bn_epsilon=bn_epsilon, fold_bn=self.fold_bn, name=f"unit{i}",
+                seed=seed * 1000 + 10 * i, **self.bn_config(), name=f"unit{i}",
             )
             for i in range(num_units)
         ]
 
     def build(self, input_shape):
         _check_input(self, input_shape)
-        _build_chain(self.units, (None, self.frames) + tuple(input_shape[1:]))
+        build_chain(self.units, (None, self.frames) + tuple(input_shape[1:]))
 
     def call(self, x, training=None):
         y = _unfold(x, self.frames)
@@ -349,21 +291,18 @@ class InvertedBottleneckBlock(keras.layers.Layer):
         return [p for unit in self.units for p in unit.conv_bn_pairs()]
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
-        s = self.stride
-        return (b, _spatial_out(h, s), _spatial_out(w, s), self.filters[2])
+        return strided_shape(input_shape, self.stride, self.filters[2])
 
     def get_config(self):
         config = super().get_config()
         config.update(
             filters=self.filters, num_units=self.num_units, dilation=self.dilation,
-            stride=self.stride, frames=self.frames, seed=self.seed,
-            bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon, fold_bn=self.fold_bn,
+            stride=self.stride, frames=self.frames, seed=self.seed, **self.bn_config(),
         )
         return config
 
 
-class LiteHead(keras.layers.Layer):
+class LiteHead(BatchNormOptions, keras.layers.Layer):
     """Lite classifier on the first level-3 node: 1x1x1 convs to 432 and 2048, pool, Dense.
 
     Parameters: `C3*432 + 4*432 + 432*2048 + 4*2048 + 2048*K + K`
@@ -376,7 +315,7 @@ class LiteHead(keras.layers.Layer):
             per-frame logits with, per class, softmax over time of `logits/sqrt(T)`.
         dropout: drop rate before the Dense; None or 0: no dropout.
         seed: base seed; convs and Dense use `seed*1000 + k`.
-        bn_momentum, bn_epsilon: batch-norm settings.
+        bn_momentum, bn_epsilon, fold_bn: batch-norm settings (`BatchNormOptions`).
         **kwargs: base Layer arguments.
 
     Input shape:
@@ -388,10 +327,10 @@ class LiteHead(keras.layers.Layer):
 
     def __init__(self, classes, frames, max_pool_predictions=False, dropout=None, seed=0,
                  bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False, **kwargs):
-        super().__init__(**kwargs)
-        self.fold_bn = check_bool("fold_bn", fold_bn)
-        _check_int("classes", classes, 1)
-        _check_int("frames", frames, 1)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
+        self.classes = check_int_received("classes", classes, 1)
+        self.frames = check_int_received("frames", frames, 1)
         if not isinstance(max_pool_predictions, bool):
             raise ValueError(
                 "`max_pool_predictions` must be a bool. "
@@ -404,18 +343,13 @@ class LiteHead(keras.layers.Layer):
             raise ValueError(
                 f"`dropout` must be None or a rate in [0, 1). Received: dropout={dropout!r}"
             )
-        _check_int("seed", seed, 0)
-        self.classes = classes
-        self.frames = frames
+        self.seed = check_int_received("seed", seed, 0)
         self.max_pool_predictions = max_pool_predictions
         self.dropout = dropout
-        self.seed = seed
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
         base = seed * 1000
-        self.convs = [_conv(f, 1, base + i, f"conv{f}", use_bias=fold_bn)
+        self.convs = [_conv(f, 1, base + i, f"conv{f}", use_bias=self.fold_bn)
                       for i, f in enumerate(HEAD_WIDTHS)]
-        self.bns = [_bn_or_none(fold_bn, bn_momentum, bn_epsilon, f"bn{f}") for f in HEAD_WIDTHS]
+        self.bns = [self.batch_norm(f"bn{f}") for f in HEAD_WIDTHS]
         self.drop = None
         if dropout:
             self.drop = keras.layers.Dropout(dropout, seed=base + 2, name="dropout")
@@ -430,7 +364,7 @@ class LiteHead(keras.layers.Layer):
         _check_input(self, input_shape)
         shape = (None, self.frames) + tuple(input_shape[1:])
         for conv, bn in zip(self.convs, self.bns):
-            shape = _build_chain([conv, bn], shape)
+            shape = build_chain([conv, bn], shape)
         self.classifier.build((None, HEAD_WIDTHS[-1]))
 
     def call(self, x, training=None):
@@ -463,7 +397,6 @@ class LiteHead(keras.layers.Layer):
         config.update(
             classes=self.classes, frames=self.frames,
             max_pool_predictions=self.max_pool_predictions, dropout=self.dropout,
-            seed=self.seed, bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
-            fold_bn=self.fold_bn,
+            seed=self.seed, **self.bn_config(),
         )
         return config

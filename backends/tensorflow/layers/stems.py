@@ -5,26 +5,31 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .bn_options import BatchNormOptions, apply_bn, build_chain
 from .conv import (
     FixedPaddingConv2D,
     TemporalConv,
-    apply_bn,
-    bn_unless_folded,
-    check_bn_args,
-    check_bool,
     check_int,
     check_seed,
     derive_seed,
     static_shape4,
+    strided_shape,
 )
 
 
-def _ceil_div(n, s):
-    return None if n is None else -(-n // s)
+def _conv7x7(width, seed, fold_bn):
+    """The 7x7 conv, stride 2 (fixed padding), both stems start with."""
+    return FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0), use_bias=fold_bn,
+                              name="conv7x7")
+
+
+def _stem_output_shape(input_shape, width):
+    """The 7x7 conv's stride 2, then the max-pool's stride 2."""
+    return strided_shape(strided_shape(input_shape, 2, width), 2, width)
 
 
 @keras.saving.register_keras_serializable(package="asn")
-class RGBStem(keras.layers.Layer):
+class RGBStem(BatchNormOptions, keras.layers.Layer):
     """RGB stem: 7x7 conv s2 -> BN -> ReLU -> temporal conv k5 -> BN -> ReLU -> 3x3 max-pool s2.
 
     The 7x7 conv uses fixed padding (3 before, 3 after); the temporal conv is SAME with zero frames;
@@ -35,7 +40,7 @@ class RGBStem(keras.layers.Layer):
         dilation: temporal dilation of the temporal conv (values < 1 mean 1).
         frames: T, frames per clip (static).
         seed: base seed; the two convs use derived seeds.
-        bn_momentum, bn_epsilon: batch-norm settings.
+        bn_momentum, bn_epsilon, fold_bn: batch-norm settings (``BatchNormOptions``).
 
     Input shape: folded ``[B*T, H, W, C]`` (C = 3 for RGB).
     Output shape: ``[B*T, ceil(ceil(H/2)/2), ceil(ceil(W/2)/2), S]``.
@@ -46,38 +51,30 @@ class RGBStem(keras.layers.Layer):
         self, width, dilation, frames, seed=0, bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False,
         **kwargs
     ):
-        super().__init__(**kwargs)
-        self.fold_bn = check_bool("fold_bn", fold_bn)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
         self.width = check_int("width", width)
         if isinstance(dilation, bool) or not isinstance(dilation, int):
             raise ValueError(f"`dilation` must be an int, got {dilation!r}")
         self.dilation = dilation
         self.frames = check_int("frames", frames)
         self.seed = check_seed(seed)
-        self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
-        fold = self.fold_bn
-        self.conv7x7 = FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0), use_bias=fold,
-                                          name="conv7x7")
-        self.bn1 = bn_unless_folded(fold, "bn1", self.bn_momentum, self.bn_epsilon)
+        self.conv7x7 = _conv7x7(width, seed, self.fold_bn)
+        self.bn1 = self.batch_norm("bn1")
         self.temporal_conv = TemporalConv(
             width,
             5,
             frames,
             dilation=max(dilation, 1),
             seed=derive_seed(seed, 1),
-            use_bias=fold,
+            use_bias=self.fold_bn,
             name="temporal_conv",
         )
-        self.bn2 = bn_unless_folded(fold, "bn2", self.bn_momentum, self.bn_epsilon)
+        self.bn2 = self.batch_norm("bn2")
 
     def build(self, input_shape):
-        input_shape = static_shape4(input_shape, self.name)
-        self.conv7x7.build(input_shape)
-        shape = self.conv7x7.compute_output_shape(input_shape)
-        self.temporal_conv.build(shape)
-        for bn in (self.bn1, self.bn2):
-            if bn is not None:
-                bn.build(shape)
+        build_chain([self.conv7x7, self.bn1, self.temporal_conv, self.bn2],
+                    static_shape4(input_shape, self.name))
 
     def call(self, x, training=None):
         x = ops.relu(apply_bn(self.bn1, self.conv7x7(x), training))
@@ -96,8 +93,7 @@ class RGBStem(keras.layers.Layer):
         scale_output(self.temporal_conv, self.bn2, s)
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = tuple(input_shape)
-        return (b, _ceil_div(_ceil_div(h, 2), 2), _ceil_div(_ceil_div(w, 2), 2), self.width)
+        return _stem_output_shape(input_shape, self.width)
 
     def get_config(self):
         config = super().get_config()
@@ -106,15 +102,13 @@ class RGBStem(keras.layers.Layer):
             dilation=self.dilation,
             frames=self.frames,
             seed=self.seed,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            fold_bn=self.fold_bn,
+            **self.bn_config(),
         )
         return config
 
 
 @keras.saving.register_keras_serializable(package="asn")
-class FlowStem(keras.layers.Layer):
+class FlowStem(BatchNormOptions, keras.layers.Layer):
     """Flow stem: 7x7 conv s2 (fixed padding) -> BN -> ReLU -> 2x2 max-pool s2 SAME.
 
     Reads the Representation Flow output. There is no temporal conv, so no dilation and no frames.
@@ -122,7 +116,7 @@ class FlowStem(keras.layers.Layer):
     Args:
         width: stem width S.
         seed: seed of the conv initialiser (derived).
-        bn_momentum, bn_epsilon: batch-norm settings.
+        bn_momentum, bn_epsilon, fold_bn: batch-norm settings (``BatchNormOptions``).
 
     Input shape: folded ``[B*T, H, W, C]`` (C = 2: the flow's u1, u2).
     Output shape: ``[B*T, ceil(ceil(H/2)/2), ceil(ceil(W/2)/2), S]``.
@@ -131,20 +125,15 @@ class FlowStem(keras.layers.Layer):
 
     def __init__(self, width, seed=0, bn_momentum=0.99, bn_epsilon=1e-5, fold_bn=False,
                  **kwargs):
-        super().__init__(**kwargs)
-        self.fold_bn = check_bool("fold_bn", fold_bn)
+        super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
+                         **kwargs)
         self.width = check_int("width", width)
         self.seed = check_seed(seed)
-        self.bn_momentum, self.bn_epsilon = check_bn_args(bn_momentum, bn_epsilon)
-        self.conv7x7 = FixedPaddingConv2D(width, 7, 2, seed=derive_seed(seed, 0),
-                                          use_bias=self.fold_bn, name="conv7x7")
-        self.bn = bn_unless_folded(self.fold_bn, "bn", self.bn_momentum, self.bn_epsilon)
+        self.conv7x7 = _conv7x7(width, seed, self.fold_bn)
+        self.bn = self.batch_norm("bn")
 
     def build(self, input_shape):
-        input_shape = static_shape4(input_shape, self.name)
-        self.conv7x7.build(input_shape)
-        if self.bn is not None:
-            self.bn.build(self.conv7x7.compute_output_shape(input_shape))
+        build_chain([self.conv7x7, self.bn], static_shape4(input_shape, self.name))
 
     def call(self, x, training=None):
         x = ops.relu(apply_bn(self.bn, self.conv7x7(x), training))
@@ -160,18 +149,11 @@ class FlowStem(keras.layers.Layer):
         scale_output(self.conv7x7, self.bn, s)
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = tuple(input_shape)
-        return (b, _ceil_div(_ceil_div(h, 2), 2), _ceil_div(_ceil_div(w, 2), 2), self.width)
+        return _stem_output_shape(input_shape, self.width)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            width=self.width,
-            seed=self.seed,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            fold_bn=self.fold_bn,
-        )
+        config.update(width=self.width, seed=self.seed, **self.bn_config())
         return config
 
 
@@ -191,5 +173,4 @@ class ObjectStem(keras.layers.Layer):
         return ops.max_pool(x, pool_size=4, strides=4, padding="same")
 
     def compute_output_shape(self, input_shape):
-        b, h, w, c = tuple(input_shape)
-        return (b, _ceil_div(h, 4), _ceil_div(w, 4), c)
+        return strided_shape(input_shape, 4, tuple(input_shape)[-1])

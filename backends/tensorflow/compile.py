@@ -1,0 +1,275 @@
+"""`asnc compile`'s orchestration: lower, load weights, prove the passes, write and verify.
+
+Artifacts (one directory, written atomically, `outdir.staged_output`):
+
+* ``saved_model/`` (`savedmodel`), ``model.onnx`` (`onnx_export`: byte-identical for the
+  same network, seed and options) and ``report.json``: static stats, passes, proofs,
+  parity, artifact sizes, per-phase timings.
+
+Phases: ``build``, ``weights`` (with weights), ``passes`` (with passes to apply),
+``savedmodel``, ``onnx``, ``verify`` (unless ``verify=False``; it needs both artifacts, so
+both are made and only the asked formats kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ...compiler.analysis import analyse
+from ...compiler.passes import LoweringForm, Optimised, optimise
+from ...dsl.ir import Network
+from .errors import CompileError
+from .lower import input_specs, lower
+from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset, to_onnx
+from .outdir import MARKER, ONNX_NAME, REPORT_NAME, SAVEDMODEL_DIR, dir_size, staged_output
+from .parity import PARITY_TOLERANCE, Parity, random_inputs, verify
+from .proofs import PROOF_TOLERANCE, PassProofError, apply_backend_passes, prove_graph_passes
+from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
+
+__all__ = ["FORMATS", "PROOF_BATCH", "CompileOptions", "CompileResult", "CompileError",
+           "compile_network", "load_weights"]
+
+FORMATS = ("savedmodel", "onnx")
+PROOF_BATCH = 2  # clips per proof when the batch is dynamic (a real batch, not one clip)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything a compile can be asked, checked once here (the CLI only parses).
+
+    Attributes:
+        seed: weight initialisers, the proofs' and the parity check's random inputs.
+        batch: fixed batch of the artifacts (None: dynamic).
+        formats: artifacts to keep, a subset of `FORMATS` (order and case free).
+        opset: ONNX opset, `MIN_OPSET` to `max_opset()`.
+        verify: run the TF vs ONNX Runtime parity check.
+        weights: trained weights (`load_weights`), or None for seeded initial weights.
+        parity_tolerance, proof_tolerance: the largest logit difference allowed.
+        source: the network file (for the report).
+    """
+
+    seed: int = 0
+    batch: int | None = None
+    formats: tuple[str, ...] = FORMATS
+    opset: int = DEFAULT_OPSET
+    verify: bool = True
+    weights: str | None = None
+    parity_tolerance: float = PARITY_TOLERANCE
+    proof_tolerance: float = PROOF_TOLERANCE
+    source: str | None = None
+
+    def __post_init__(self):
+        formats = tuple(dict.fromkeys(f.strip().lower() for f in self.formats if f.strip()))
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or not formats:
+            raise CompileError(f"--format takes {' and/or '.join(FORMATS)}, got "
+                               f"`{','.join(self.formats)}`")
+        object.__setattr__(self, "formats", formats)
+        if self.weights is not None and not os.path.isfile(self.weights):
+            raise CompileError(f"weights file `{self.weights}` does not exist")
+        if self.uses_onnx:
+            top = max_opset()
+            if not MIN_OPSET <= self.opset <= top:
+                raise CompileError(f"--opset must be between {MIN_OPSET} and {top}, got "
+                                   f"{self.opset}")
+
+    @property
+    def uses_onnx(self) -> bool:
+        return "onnx" in self.formats or self.verify
+
+    @property
+    def uses_savedmodel(self) -> bool:
+        return "savedmodel" in self.formats or self.verify
+
+
+@dataclass
+class CompileResult:
+    out: str
+    report: dict
+    parity: Parity | None
+    params: int
+    timings: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+def compile_network(net: Network, out: str, options: CompileOptions = CompileOptions(),
+                    optimised: Optimised | None = None,
+                    on_phase: Callable[[str, str], None] | None = None) -> CompileResult:
+    """Lower ``net`` and write the artifacts into ``out`` (atomically).
+
+    ``net`` is the network as written; ``optimised`` (`compiler.passes.optimise`'s result;
+    None: ``-O0``) the graph passes run on it and the lowering form they give. The model is
+    first built in the reference form from ``net`` (trained weights load into it); each
+    graph pass that changed the network is then proved (`proofs.prove_graph_passes`), then
+    each backend pass applied and proved (`proofs.apply_backend_passes`).
+    ``on_phase(name, "start"|"done")`` reports progress. Raises CompileError (nothing
+    written) on a parity or proof failure or a bad weights file.
+    """
+    if optimised is None:
+        optimised = optimise(net, level=0)
+    note = on_phase or (lambda name, event: None)
+    timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(name):
+        note(name, "start")
+        t = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - t, 3)
+        note(name, "done")
+
+    o = options
+    final_net = optimised.network
+    expected = optimised.stats()
+    with staged_output(os.path.abspath(out)) as tmp:
+        with phase("build"):
+            lowered = lower(net, seed=o.seed, batch=o.batch, form=LoweringForm.reference())
+        if o.weights:
+            with phase("weights"):
+                load_weights(lowered.model, o.weights)
+        proofs: list = []
+        if optimised.stages or optimised.form.applied:
+            with phase("passes"):
+                feeds = random_inputs(net, o.batch or PROOF_BATCH, o.seed)
+                try:
+                    lowered, proofs = prove_graph_passes(lowered, optimised.stages, feeds,
+                                                         seed=o.seed, batch=o.batch,
+                                                         tolerance=o.proof_tolerance)
+                    lowered, backend_proofs = apply_backend_passes(
+                        final_net, lowered, optimised.form, feeds, seed=o.seed, batch=o.batch,
+                        tolerance=o.proof_tolerance)
+                except PassProofError as exc:
+                    raise CompileError(str(exc)) from None
+                proofs += backend_proofs
+        model = lowered.model
+        params = int(model.count_params())
+        if params != expected.total:
+            raise CompileError(f"internal error: the optimised model has {params:,} "
+                               f"parameters, `asnc stats` counts {expected.total:,} for it")
+        trainable = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+        artifacts = _write_artifacts(model, final_net, tmp, o, phase)
+        parity = None
+        if o.verify:
+            with phase("verify"):
+                parity = verify(artifacts.savedmodel, artifacts.onnx, final_net, batch=o.batch,
+                                seed=o.seed, tolerance=o.parity_tolerance)
+            if not parity.ok:
+                raise CompileError(
+                    f"TF and ONNX Runtime disagree: max |logit difference| "
+                    f"{parity.max_abs_diff:.3g} > {parity.tolerance:g} (batch {parity.batch}, "
+                    f"seed {parity.seed}); nothing was written")
+        sizes = artifacts.keep_only(o.formats)
+        if artifacts.saved_floats is not None and artifacts.saved_floats != params:
+            raise CompileError(f"the SavedModel stores {artifacts.saved_floats:,} float "
+                               f"values, the model has {params:,} parameters")
+        report = {
+            "tool": MARKER,
+            "source": o.source,
+            "network": final_net.header.name,
+            "options": {"seed": o.seed, "batch": o.batch, "formats": list(o.formats),
+                        "opset": o.opset if o.uses_onnx else None,
+                        "verify": o.verify, "weights": o.weights},
+            "signature": {"name": "serving_default",
+                          "inputs": {k: list(v) for k, v in
+                                     input_specs(final_net, o.batch).items()},
+                          "outputs": {"logits": [o.batch, final_net.header.classes]}},
+            "params": {"count_params": params, "trainable": trainable,
+                       "non_trainable": params - trainable,
+                       "as_written": analyse(net).total,
+                       "savedmodel_floats": (artifacts.saved_floats
+                                             if "savedmodel" in o.formats else None)},
+            "stats": expected.to_json(),
+            "passes": {"level": optimised.level, **optimised.to_json()},
+            "proofs": [p.to_json() for p in proofs],
+            "parity": parity.to_json() if parity else None,
+            "artifacts": {k: {"bytes": v} for k, v in sizes.items()},
+            "onnx_sha256": artifacts.onnx_sha256 if "onnx" in o.formats else None,
+            "timings_s": timings,
+            "versions": _versions(),
+        }
+        with open(os.path.join(tmp, REPORT_NAME), "w") as fh:
+            json.dump(report, fh, indent=1)
+            fh.write("\n")
+    return CompileResult(os.path.abspath(out), report, parity, params, timings, sizes)
+
+
+@dataclass
+class _Artifacts:
+    savedmodel: str
+    onnx: str
+    saved_floats: int | None = None
+    onnx_sha256: str | None = None
+
+    def keep_only(self, formats: tuple[str, ...]) -> dict[str, int]:
+        """Drop what was made only for the parity check; the kept artifacts' sizes."""
+        sizes = {}
+        for fmt, path, name in (("savedmodel", self.savedmodel, SAVEDMODEL_DIR),
+                                ("onnx", self.onnx, ONNX_NAME)):
+            if fmt in formats:
+                sizes[name] = dir_size(path)
+            elif os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+        return sizes
+
+
+def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase) -> _Artifacts:
+    fn, _ = serving_function(model, net, o.batch)
+    art = _Artifacts(os.path.join(tmp, SAVEDMODEL_DIR), os.path.join(tmp, ONNX_NAME))
+    if o.uses_savedmodel:
+        with phase("savedmodel"):
+            write_savedmodel(model, net, art.savedmodel, o.batch, fn=fn)
+            art.saved_floats = savedmodel_float_count(art.savedmodel)
+    if o.uses_onnx:
+        with phase("onnx"):
+            data = to_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn)
+            art.onnx_sha256 = hashlib.sha256(data).hexdigest()
+    return art
+
+
+def _versions() -> dict:
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__,
+            "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def load_weights(model, path: str) -> None:
+    """Load trained weights into the freshly built model.
+
+    Accepted: a Keras weights file written by ``model.save_weights("x.weights.h5")`` (or a
+    whole ``.keras`` file) from a model built by this backend for the same network (same
+    nodes, modules and input size). Anything else is a CompileError.
+    """
+    if not os.path.exists(path):
+        raise CompileError(f"weights file `{path}` does not exist")
+    if not (path.endswith(".weights.h5") or path.endswith(".keras") or path.endswith(".h5")):
+        raise CompileError(f"weights file `{path}`: expected a Keras `.weights.h5` file "
+                           "(model.save_weights) or a `.keras` file")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            # Keras warns (UserWarning), not fails, on a file of another structure
+            warnings.simplefilter("error", UserWarning)
+            model.load_weights(path)
+    except Exception as exc:
+        raise CompileError(f"cannot load weights from `{path}`: {type(exc).__name__}: "
+                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
+                           "(the file must come from this network, built at the same "
+                           "size)") from None

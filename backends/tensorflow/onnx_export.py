@@ -1,0 +1,162 @@
+"""ONNX conversion (tf2onnx) of the serving function, made byte-identical for the same
+model: canonical node order and names."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import CompileError
+from .savedmodel import serving_function
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "max_opset", "to_onnx"]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 17
+
+
+def max_opset() -> int:
+    from tf2onnx import constants
+
+    return max(constants.OPSET_TO_IR_VERSION)
+
+
+def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
+            batch: int | None = None, fn=None) -> bytes:
+    """The serving function as ONNX bytes (written to ``path`` if given); deterministic."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    top = max_opset()
+    if not MIN_OPSET <= opset <= top:
+        raise CompileError(f"--opset must be between {MIN_OPSET} and {top} (tf2onnx "
+                           f"{tf2onnx.__version__}), got {opset}")
+    if fn is None:
+        fn, _ = serving_function(model, net, batch)
+    signature = fn.input_signature
+    with tf.device("/cpu:0"):
+        proto = _convert(tf2onnx, fn, signature, opset)
+    _canonicalise(proto, net.header.name)
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString(deterministic=True)
+    if path is not None:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    return data
+
+
+def _convert(tf2onnx, fn, signature, opset):
+    """tf2onnx's conversion, without its per-optimiser deep copy of the graph when possible.
+
+    tf2onnx copies the whole graph before each optimiser so that it can skip one that fails;
+    on these graphs (thousands of nodes: the unrolled flow layer) that copying is most of the
+    conversion time. Setting TF2ONNX_CATCH_ERRORS (to anything: tf2onnx 1.17 compares the
+    variable's name, not its value) turns the copy off. If an optimiser then fails, the
+    conversion is redone the careful way. A value the user set is left alone.
+    """
+    key = "TF2ONNX_CATCH_ERRORS"
+    if key not in os.environ:
+        os.environ[key] = "false"
+        try:
+            return tf2onnx.convert.from_function(fn, input_signature=signature,
+                                                 opset=opset)[0]
+        except Exception:
+            pass  # redo it with tf2onnx's own error recovery below
+        finally:
+            os.environ.pop(key, None)
+    return tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)[0]
+
+
+def _canonicalise(proto, name: str) -> None:
+    """Make the ONNX bytes a function of the model alone.
+
+    tf2onnx names the graph after the traced function (a process-wide counter), and its
+    optimisers walk Python sets, so node order and the ``__N`` counters of the names they
+    make up change from one process to the next. Here: nodes in a canonical topological
+    order (depth-first from the outputs, inputs in operand order), initializers in order of
+    first use; node, tensor and initializer names made from that order (``n<k>_<Op>``,
+    ``n<k>_<Op>:<j>``, ``c<k>``). Graph inputs and outputs keep their names.
+    """
+    g = proto.graph
+    g.name = name
+    g.doc_string = ""
+    proto.doc_string = ""
+    _name_symbolic_dims(g)
+    if any(a.type in (5, 10) or a.g.node or a.graphs for n in g.node for a in n.attribute):
+        return  # sub-graphs (If/Loop): leave as is rather than rename inside them
+    nodes = list(g.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    order, emitted = [], set()
+    stack = [(producer[o.name], False) for o in reversed(g.output) if o.name in producer]
+    while stack:
+        i, expanded = stack.pop()
+        if i in emitted:
+            continue
+        if expanded:
+            emitted.add(i)
+            order.append(i)
+            continue
+        stack.append((i, True))
+        for t in reversed(nodes[i].input):
+            j = producer.get(t)
+            if j is not None and j not in emitted:
+                stack.append((j, False))
+    # nodes no output needs (tf2onnx normally prunes them): after the rest, in old order
+    order += [i for i in range(len(nodes)) if i not in emitted]
+
+    # Names from the structure alone: tf2onnx merges equal constants and equal nodes, and
+    # which original name survives a merge depends on set order too.
+    keep = {v.name for v in g.input} | {v.name for v in g.output} | {""}
+    tensor_map: dict[str, str] = {t: t for t in keep}
+    inits = {t.name: t for t in g.initializer}
+    new_nodes, init_order = [], []
+    for k, i in enumerate(order):
+        n = onnx_copy(nodes[i])
+        n.name = f"n{k}_{n.op_type}"
+        for j, t in enumerate(n.input):
+            if t not in tensor_map:
+                if t in inits:
+                    init_order.append(t)
+                    tensor_map[t] = f"c{len(init_order) - 1}"
+                else:  # a graph input that is neither video nor object: keep it
+                    tensor_map[t] = t
+            n.input[j] = tensor_map[t]
+        for j, t in enumerate(n.output):
+            if t not in keep:
+                tensor_map[t] = f"{n.name}:{j}"
+            n.output[j] = tensor_map[t]
+        new_nodes.append(n)
+    new_inits = []
+    for t in init_order:
+        c = onnx_copy(inits[t])
+        c.name = tensor_map[t]
+        new_inits.append(c)
+    infos = [onnx_copy(v) for v in g.value_info if v.name in tensor_map]
+    for v in infos:
+        v.name = tensor_map[v.name]
+    rank = {t: k for k, t in enumerate(tensor_map.values())}
+    infos.sort(key=lambda v: rank[v.name])
+    del g.node[:]
+    g.node.extend(new_nodes)
+    del g.initializer[:]
+    g.initializer.extend(new_inits)
+    del g.value_info[:]
+    g.value_info.extend(infos)
+
+
+def _name_symbolic_dims(g) -> None:
+    """tf2onnx names each unknown dimension `unk__<N>` from a process-wide counter, so the
+    same model got other bytes in another process. Axis 0 of ``video`` and ``logits`` is
+    `batch`; any other unknown dimension is `<tensor>_<axis>` (``object``'s axis 0, which
+    is batch times frames)."""
+    for v in [*g.input, *g.output, *g.value_info]:
+        for axis, d in enumerate(v.type.tensor_type.shape.dim):
+            if d.HasField("dim_param") and d.dim_param.startswith("unk__"):
+                batch = axis == 0 and v.name in ("video", "logits")
+                d.dim_param = "batch" if batch else f"{v.name}_{axis}"
+
+
+def onnx_copy(message):
+    new = type(message)()
+    new.CopyFrom(message)
+    return new

@@ -1,0 +1,75 @@
+"""Parity: the reloaded SavedModel and ONNX Runtime on the same seeded random input."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CompileError
+from .lower import input_specs
+
+__all__ = ["PARITY_TOLERANCE", "Parity", "random_inputs", "verify"]
+
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class Parity:
+    max_abs_diff: float
+    max_abs_logit: float
+    batch: int
+    seed: int
+    tolerance: float = PARITY_TOLERANCE
+    tf_seconds: float = 0.0
+    onnx_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= self.tolerance
+
+    def to_json(self) -> dict:
+        return {"max_abs_diff": self.max_abs_diff, "max_abs_logit": self.max_abs_logit,
+                "tolerance": self.tolerance, "ok": self.ok, "batch": self.batch,
+                "seed": self.seed, "inputs": "uniform [0, 1)",
+                "tf_seconds": round(self.tf_seconds, 3),
+                "onnx_seconds": round(self.onnx_seconds, 3)}
+
+
+def random_inputs(net, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded uniform [0, 1) inputs for every model input, by name."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in input_specs(net, batch).items():
+        out[name] = rng.random(shape, dtype=np.float32)
+    return out
+
+
+def verify(savedmodel_dir: str, onnx_path: str, net, batch: int | None = None,
+           seed: int = 0, tolerance: float = PARITY_TOLERANCE) -> Parity:
+    """Run the reloaded SavedModel and ONNX Runtime on the same input; compare the logits.
+
+    A dynamic-batch model is checked with a batch of 2 (so the batch really is dynamic).
+    """
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    n = batch or 2
+    feeds = random_inputs(net, n, seed)
+    t0 = time.perf_counter()
+    loaded = tf.saved_model.load(savedmodel_dir)
+    sig = loaded.signatures["serving_default"]
+    ref = sig(**{k: tf.constant(v) for k, v in feeds.items()})["logits"].numpy()
+    t1 = time.perf_counter()
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    got = session.run(["logits"], feeds)[0]
+    t2 = time.perf_counter()
+    if got.shape != ref.shape:
+        raise CompileError(f"ONNX logits have shape {got.shape}, the SavedModel's "
+                           f"{ref.shape}")
+    diff = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
+    if not np.all(np.isfinite(ref)) or not np.all(np.isfinite(got)):
+        diff = float("inf")
+    return Parity(diff, float(np.max(np.abs(ref))), n, seed, tolerance, tf_seconds=t1 - t0,
+                  onnx_seconds=t2 - t1)

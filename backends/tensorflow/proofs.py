@@ -1,0 +1,144 @@
+"""Every pass proved on random inputs: the model before it and the model after it run on
+the same seeded clips, and an exact pass must keep the logits within the tolerance.
+
+`prove_graph_passes(lowered, stages, feeds)`: the network after each graph pass that changed
+it, lowered in the reference form with the surviving layers' weights (by name); an
+approximate pass (edge pruning) has its deviation measured instead of failing.
+
+`apply_backend_passes(net, reference, form, feeds)`: starting from the reference form
+(`-O0`: batch norms, connection-weight multiplies, the flow layer's difference
+convolutions), each backend pass of ``form`` in pipeline order: its rewrite
+(`rewrites.rewrite_for`) builds the model in the form with the pass and moves the weights
+of the model before it (trained weights go through too); `PassProofError` names a pass that
+changes the logits beyond the tolerance.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...compiler.passes import LoweringForm, get_pass
+from .layers.folding import transfer_by_name
+from .lower import lower
+from .rewrites import RewriteStep, rewrite_for
+
+__all__ = ["PassProof", "PassProofError", "apply_backend_passes", "prove_graph_passes",
+           "logits_of", "PROOF_TOLERANCE"]
+
+PROOF_TOLERANCE = 1e-4
+
+
+class PassProofError(Exception):
+    """An exact pass changed the logits by more than the tolerance."""
+
+    def __init__(self, name: str, diff: float, tolerance: float):
+        super().__init__(f"pass `{name}` is not exact on this network: max |logit difference| "
+                         f"{diff:.3g} > {tolerance:g} against the model before it (disable "
+                         f"it with --disable-pass {name}, and report this)")
+        self.name, self.diff, self.tolerance = name, diff, tolerance
+
+
+@dataclass
+class PassProof:
+    """One pass checked: the largest logit difference against the model before it."""
+
+    name: str
+    exact: bool
+    max_abs_diff: float
+    max_abs_logit: float
+    tolerance: float
+    seconds: float
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= self.tolerance
+
+    def to_json(self) -> dict:
+        return {"pass": self.name, "exact": self.exact, "max_abs_diff": self.max_abs_diff,
+                "max_abs_logit": self.max_abs_logit,
+                "tolerance": self.tolerance if self.exact else None,
+                "ok": self.ok if self.exact else None, "seconds": round(self.seconds, 3),
+                **self.detail}
+
+
+def logits_of(model, feeds: dict) -> np.ndarray:
+    x = feeds["video"] if len(feeds) == 1 else feeds
+    y = model(x, training=False)["logits"]
+    return np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float64)
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")
+    return float(np.max(np.abs(a - b)))
+
+
+def apply_backend_passes(net, reference, form: LoweringForm, feeds: dict, *, seed: int = 0,
+                         batch: int | None = None, tolerance: float = PROOF_TOLERANCE,
+                         on_pass=None):
+    """Apply the passes of ``form`` to ``reference`` (a `Lowered` in the reference form),
+    proving each; returns ``(final Lowered, [PassProof])``.
+
+    ``feeds``: the random inputs of the proofs. ``on_pass(name)`` is called before each
+    pass. Raises `PassProofError` for a pass that changes the logits beyond ``tolerance``.
+    """
+    current, proofs = reference, []
+    before = logits_of(reference.model, feeds)
+    first = before
+    done = LoweringForm.reference()
+    for name in form.applied:
+        if on_pass is not None:
+            on_pass(name)
+        t0 = time.perf_counter()
+        done = done.with_pass(name)
+        new, detail = rewrite_for(name)(RewriteStep(net, current, done, seed, batch))
+        after = logits_of(new.model, feeds)
+        proof = PassProof(name, True, _diff(after, before), float(np.max(np.abs(before))),
+                          tolerance, time.perf_counter() - t0, detail)
+        proofs.append(proof)
+        if not proof.ok:
+            raise PassProofError(name, proof.max_abs_diff, tolerance)
+        current, before = new, after
+        del new
+    if proofs:
+        proofs[-1].detail["max_abs_diff_vs_reference"] = _diff(before, first)
+    return current, proofs
+
+
+def prove_graph_passes(lowered, stages, feeds: dict, *, seed: int = 0,
+                       batch: int | None = None, tolerance: float = PROOF_TOLERANCE):
+    """Lower the network after each graph pass (`Reports.stages`) in the reference form,
+    give it the weights of the model before it (by layer name), and compare the logits.
+
+    An exact pass (dead-node elimination) must agree within ``tolerance``; an approximate
+    one (edge pruning) has its deviation measured: ``max_abs_diff`` and
+    ``relative_deviation`` (over the largest logit of the model before it). Returns
+    ``(last Lowered, [PassProof])``.
+    """
+    current, proofs = lowered, []
+    before = logits_of(current.model, feeds)
+    for name, stage_net in stages:
+        t0 = time.perf_counter()
+        new = lower(stage_net, seed=seed, batch=batch, form=LoweringForm.reference())
+        missed = transfer_by_name(new.model, current.model)
+        after = logits_of(new.model, feeds)
+        exact = get_pass(name).info.exact
+        diff = _diff(after, before)
+        scale = float(np.max(np.abs(before)))
+        detail = {"layers_not_transferred": missed}
+        if not exact:
+            detail["relative_deviation"] = diff / scale if scale > 0 else float("inf")
+            detail["note"] = ("approximate pass: deviation of the model after it from the "
+                              "model before it, same input, same weights for surviving "
+                              "layers")
+        proof = PassProof(name, exact, diff, scale, tolerance, time.perf_counter() - t0,
+                          detail)
+        proofs.append(proof)
+        if exact and not proof.ok:
+            raise PassProofError(name, diff, tolerance)
+        current, before = new, after
+    return current, proofs
