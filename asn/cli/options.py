@@ -12,8 +12,9 @@ FramesOpt = typer.Option(None, "--frames", help="Override the number of frames."
 SizeOpt = typer.Option(None, "--size", help="Override the input size: --size H W.")
 ClassesOpt = typer.Option(None, "--classes", help="Override the number of classes.", min=1)
 # The pass options of `opt` and `compile`.
-PassesOpt = typer.Option(None, "--passes", help="Run exactly these passes, in pipeline order "
-                         "(comma-separated; overrides -O; `asnc opt --list-passes`).")
+PassesOpt = typer.Option(None, "--passes", help="Run exactly these passes (comma-separated; "
+                         "overrides -O): graph passes in the order given, then the backend "
+                         "passes (`asnc opt --list-passes`).")
 DisablePassOpt = typer.Option(None, "--disable-pass", help="Never run this pass (repeat, or "
                               "comma-separate).")
 PruneThresholdOpt = typer.Option(None, "--prune-threshold", min=0.0, max=1.0,
