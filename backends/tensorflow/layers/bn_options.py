@@ -57,10 +57,6 @@ class BatchNormOptions:
         return {"bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon,
                 "fold_bn": self.fold_bn}
 
-    def conv_bn_pairs(self) -> list:
-        """``(conv, batch norm)`` pairs, the batch norm None in the folded form."""
-        raise NotImplementedError(f"{type(self).__name__} must list its conv_bn_pairs()")
-
 
 def apply_bn(bn, x, training=None):
     return x if bn is None else bn(x, training=training)
