@@ -443,3 +443,28 @@ def test_comments_survive_repeated_parses():
     again = load_text(text)
     assert again.header.comments_before == first.header.comments_before == ["# top"]
     assert [n.comment_after for n in again.nodes] == ["# stem", "# end"]
+
+
+def test_backend_pass_registration_and_forms():
+    """A backend pass is a class with `blocker` and `counting`; forms hold only registered
+    backend passes, each once, in pipeline order."""
+    from asn.compiler.analysis import CountRules
+    from asn.compiler.passes import backend_pass
+
+    with pytest.raises(TypeError, match="opt_level"):
+        backend_pass("no-level")
+    with pytest.raises(TypeError, match="decorates a class"):
+        backend_pass("not-a-class", opt_level=1)(lambda g: None)
+    with pytest.raises(ValueError, match="already registered"):
+        backend_pass("fold-batchnorm", opt_level=1)(type("Again", (), {}))
+    form = LoweringForm.reference().with_pass("fold-edge-weights").with_pass("repflow-slices")
+    assert form.applied == ("repflow-slices", "fold-edge-weights")  # pipeline order
+    assert LoweringForm.training() == LoweringForm(("repflow-slices",))
+    assert form.count_rules() == CountRules(edge_weight_variables=False)
+    assert LoweringForm(("fold-batchnorm",)).count_rules() == CountRules(batchnorm_as_bias=True)
+    with pytest.raises(UnknownPassError, match="graph pass"):
+        LoweringForm(("dead-node-elimination",))
+    with pytest.raises(UnknownPassError, match="unknown pass"):
+        LoweringForm.reference().has("fold-batchnorms")
+    with pytest.raises(ValueError, match="pipeline order"):
+        LoweringForm(("fold-edge-weights", "repflow-slices"))

@@ -21,8 +21,8 @@ from .context import PassContext
 from .report import PassReport
 
 __all__ = ["PassInfo", "GraphPass", "BackendPass", "UnknownPassError", "graph_pass",
-           "backend_pass", "registered_passes", "get_pass", "backend_pass_names",
-           "pipeline_for_level"]
+           "backend_pass", "registered_passes", "get_pass", "get_backend_pass",
+           "backend_pass_names", "pipeline_for_level"]
 
 _MISSING: object = object()
 
@@ -166,7 +166,7 @@ def graph_pass(name: str | None = None, *,
         opt_level: mandatory; the lowest `-O` level that runs the pass (1 exact, 2 approximate).
         exact: whether the pass keeps the network's function unchanged.
         required: names of passes that must run before this one.
-        description: one line for listings; defaults to the docstring's first line.
+        description: one line for listings; defaults to the docstring's first paragraph.
         register: add the pass to the global registry (False for local, test-only passes).
 
     Returns:
