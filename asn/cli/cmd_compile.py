@@ -165,8 +165,9 @@ def _summary(result, stats) -> None:
     t.add_column(justify="left")
     level = r["passes"]["level"]
     which = f"-O{level}" if level is not None else "--passes"
-    same = (f"= asnc stats {which}" if p["count_params"] == stats.total else
-            f"!= asnc stats {which} {stats.total:,}")
+    counted = f"asnc stats {which}" if level is not None else "the static count"
+    same = (f"= {counted}" if p["count_params"] == stats.total else
+            f"!= {counted} {stats.total:,}")
     if p["as_written"] != p["count_params"]:
         same += f"; {p['as_written']:,} as written"
     t.add_row("parameters", f"{p['count_params']:,} ({p['non_trainable']:,} non-trainable) "
