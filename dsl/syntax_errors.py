@@ -1,8 +1,8 @@
 """Syntax errors as a person would describe them, chosen by example (lark's `match_examples`).
 
-`SYNTAX_EXAMPLES` maps each friendly error class to malformed snippets that end in its
+`SYNTAX_EXAMPLES` maps each `SyntaxHint` to malformed snippets that end in its
 mistake. A failed parse is matched against the errors those snippets raise (same parser
-state, same accepted tokens, then the offending token) to pick the class, whose label
+state, same accepted tokens, then the offending token) to pick the hint, whose label
 prefixes lark's "unexpected X, expected Y" and whose help says how to fix it. With no match
 the diagnostic is lark's own words, never swallowed. Every snippet is also a test case
 (tests/test_diagnostics.py).
@@ -10,8 +10,9 @@ the diagnostic is lark's own words, never swallowed. Every snippet is also a tes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import lark
 from lark import Token
@@ -20,68 +21,46 @@ from .diagnostics import Diagnostics
 from .grammar import asn_lark
 from .ir import Span
 
-__all__ = ["SYNTAX_EXAMPLES", "FriendlySyntaxError", "classify", "syntax_diagnostic"]
+__all__ = ["SYNTAX_EXAMPLES", "SyntaxHint", "classify", "syntax_diagnostic"]
 
 
-class FriendlySyntaxError(lark.exceptions.UnexpectedInput):
-    """A kind of syntax mistake: `label` prefixes the message, `help` says how to fix it."""
+@dataclass(frozen=True)
+class SyntaxHint:
+    """A kind of syntax mistake: `label` prefixes the message, `help` says how to fix it,
+    `recoverable` whether parsing may go on after blanking the statement with the mistake.
+    (lark's `match_examples` pattern: the hint is only a label for a parser state, never
+    raised, so it is a value, not an exception class.)"""
 
-    label: ClassVar[str]
-    help: ClassVar[str]
-    # whether parsing may go on after blanking the statement with the mistake
-    recoverable: ClassVar[bool] = True
-
-
-class MissingEquals(FriendlySyntaxError):
-    label = "expected `=` after the node name"
-    help = "write `stem r0 = rgb(dilation=4)` or `block b1 = bottleneck(level=0, filters=32) <- r0`"
+    label: str
+    help: str
+    recoverable: bool = True
 
 
-class MissingComma(FriendlySyntaxError):
-    label = "expected `,` between inputs"
-    help = "separate inputs with commas: `<- r0, r1 @0.5`"
-
-
-class MissingAt(FriendlySyntaxError):
-    label = "a connection weight must follow `@`"
-    help = "write the weight as `r0 @0.25`"
-
-
-class ArgColon(FriendlySyntaxError):
-    label = "arguments are written `name=value`"
-    help = "write `level=0`, not `level: 0` or `level 0`"
-
-
-class UnclosedHeader(FriendlySyntaxError):
-    label = "the network header is not closed"
-    help = "close the header with `}` before the first stem or block"
-    recoverable = False  # every later statement would read as a setting
-
-
-class MissingArrow(FriendlySyntaxError):
-    label = "expected `<-` before the block's inputs"
-    help = "write the inputs after an arrow: `block b1 = bottleneck(level=0, filters=32) <- r0`"
-
-
-class EmptyWeight(FriendlySyntaxError):
-    label = "`@` must be followed by a number"
-    help = "write the weight after sigmoid, e.g. `r0 @0.25`"
-
-
-class UnclosedArgs(FriendlySyntaxError):
-    label = "the argument list is not closed"
-    help = "close the arguments with `)`"
-
-
-class HeaderSetting(FriendlySyntaxError):
-    label = "header settings are written `name value`"
-    help = "write e.g. `frames 32` or `size 224x224` inside the braces"
+MissingEquals = SyntaxHint(
+    "expected `=` after the node name",
+    "write `stem r0 = rgb(dilation=4)` or `block b1 = bottleneck(level=0, filters=32) <- r0`")
+MissingComma = SyntaxHint("expected `,` between inputs",
+                          "separate inputs with commas: `<- r0, r1 @0.5`")
+MissingAt = SyntaxHint("a connection weight must follow `@`", "write the weight as `r0 @0.25`")
+ArgColon = SyntaxHint("arguments are written `name=value`",
+                      "write `level=0`, not `level: 0` or `level 0`")
+UnclosedHeader = SyntaxHint("the network header is not closed",
+                            "close the header with `}` before the first stem or block",
+                            recoverable=False)  # every later statement would read as a setting
+MissingArrow = SyntaxHint(
+    "expected `<-` before the block's inputs",
+    "write the inputs after an arrow: `block b1 = bottleneck(level=0, filters=32) <- r0`")
+EmptyWeight = SyntaxHint("`@` must be followed by a number",
+                         "write the weight after sigmoid, e.g. `r0 @0.25`")
+UnclosedArgs = SyntaxHint("the argument list is not closed", "close the arguments with `)`")
+HeaderSetting = SyntaxHint("header settings are written `name value`",
+                           "write e.g. `frames 32` or `size 224x224` inside the braces")
 
 
 # Each snippet ends in the mistake. LALR states differ with the stack depth, so a mistake
 # is shown at each depth it occurs at: first or later argument, setting or input, with and
 # without an argument list.
-SYNTAX_EXAMPLES: dict[type[FriendlySyntaxError], list[str]] = {
+SYNTAX_EXAMPLES: dict[SyntaxHint, list[str]] = {
     MissingEquals: ["stem r0 rgb", "block b1 bottleneck(level=0) <- r0", "stem r0 (dilation=1)"],
     MissingComma: ["block b = bottleneck(level=0) <- r0 r1", "block b = x <- r0 r1",
                    "block b = x <- r0 @0.5 r1", "block b = x(level=0) <- r0 @0.5 r1",
@@ -114,12 +93,12 @@ _ErrorKey = tuple[Any, "frozenset[str] | None", Any]
 
 
 @lru_cache(maxsize=1)
-def _examples() -> dict[type[FriendlySyntaxError], list[str]]:
+def _examples() -> dict[SyntaxHint, list[str]]:
     # lark compares parser states including stack depth, which differs for the first statement
     # and the later ones: give every snippet both as a first statement and after a header.
-    return {cls: snippets + ["network n { }\n" + s for s in snippets if not
+    return {hint: snippets + ["network n { }\n" + s for s in snippets if not
                              s.startswith("network")]
-            for cls, snippets in SYNTAX_EXAMPLES.items()}
+            for hint, snippets in SYNTAX_EXAMPLES.items()}
 
 
 def _state_key(state: Any) -> Any:
@@ -139,19 +118,19 @@ def _error_key(err: lark.exceptions.UnexpectedInput) -> _ErrorKey:
 
 
 @lru_cache(maxsize=1)
-def _example_errors() -> list[tuple[type[FriendlySyntaxError], _ErrorKey]]:
+def _example_errors() -> list[tuple[SyntaxHint, _ErrorKey]]:
     """The error each snippet raises, parsed once: (class, its key)."""
     out = []
-    for cls, snippets in _examples().items():
+    for hint, snippets in _examples().items():
         for snippet in snippets:
             try:
                 asn_lark().parse(snippet)
             except lark.exceptions.UnexpectedInput as ut:
-                out.append((cls, _error_key(ut)))
+                out.append((hint, _error_key(ut)))
     return out
 
 
-def classify(err: lark.exceptions.UnexpectedInput) -> type[FriendlySyntaxError] | None:
+def classify(err: lark.exceptions.UnexpectedInput) -> SyntaxHint | None:
     """lark's `match_examples` (same state, same accepted tokens; the same token wins, then
     a token of the same type, then the first example in that state), with the examples
     parsed once instead of at every error. An unexpected character matches only an example
@@ -159,31 +138,31 @@ def classify(err: lark.exceptions.UnexpectedInput) -> type[FriendlySyntaxError] 
     state, accepts, found = _error_key(err)
     by_char = isinstance(err, lark.exceptions.UnexpectedCharacters)
     candidate, typed = None, False
-    for cls, (ex_state, ex_accepts, ex_found) in _example_errors():
+    for hint, (ex_state, ex_accepts, ex_found) in _example_errors():
         if ex_state != state:
             continue
         if accepts is not None and ex_accepts is not None and ex_accepts != accepts:
             continue
         if by_char or isinstance(ex_found, str) and not isinstance(ex_found, Token):
             if ex_found == found:
-                return cls
+                return hint
             continue
         if isinstance(found, Token) and isinstance(ex_found, Token):
             if ex_found == found:
-                return cls
+                return hint
             if ex_found.type == found.type and not typed:
-                candidate, typed = cls, True
+                candidate, typed = hint, True
         if candidate is None:
-            candidate = cls
+            candidate = hint
     return candidate
 
 
 # --- the diagnostic ----------------------------------------------------------------------
 
 def syntax_diagnostic(err: lark.exceptions.UnexpectedInput, text: str, diags: Diagnostics
-                      ) -> type[FriendlySyntaxError] | None:
+                      ) -> SyntaxHint | None:
     """Add the ASN002 error for `err` (raised parsing `text`) to `diags`; return its class."""
-    cls = classify(err)
+    hint = classify(err)
     line, col = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
     if line < 1 or col < 1:  # UnexpectedEOF has -1
         line, col = _end_position(text)
@@ -204,12 +183,12 @@ def syntax_diagnostic(err: lark.exceptions.UnexpectedInput, text: str, diags: Di
         line, col = _end_position(text)
         message = "unexpected end of input"
     help = None
-    if cls is not None:
-        message = f"{cls.label}: {message}"
-        help = cls.help
+    if hint is not None:
+        message = f"{hint.label}: {message}"
+        help = hint.help
     diags.error("ASN002", message, Span(line=line, col=col, end_line=line, end_col=col + width),
                 help=help)
-    return cls
+    return hint
 
 
 _TOKEN_WORDS = {

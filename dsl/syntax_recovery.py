@@ -30,13 +30,13 @@ def parse_tree_reporting(text: str, diags: Diagnostics) -> tuple[Tree, list[Toke
         try:
             parsed = parse_tree(attempt)
         except lark.exceptions.UnexpectedInput as err:
-            cls = syntax_diagnostic(err, text, diags)
+            hint = syntax_diagnostic(err, text, diags)
             line, col = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
             if isinstance(err, lark.exceptions.UnexpectedEOF) or (
                 isinstance(err, lark.exceptions.UnexpectedToken) and err.token.type == "$END"
             ):
                 break
-            if cls is not None and not cls.recoverable:
+            if hint is not None and not hint.recoverable:
                 break
             blanked = _blank_statement(attempt, line, col)
             if blanked == attempt:
