@@ -18,7 +18,7 @@ import subprocess
 
 import networkx as nx
 
-from ..compiler.analysis import NetworkStats, analyse_graph, peer_candidates
+from ..compiler.analysis import NetworkStats, PeerTable, analyse_graph
 from ..compiler.graph import build_graph, reachable_to_heads
 from ..dsl.ir import Block, Network, Stem
 
@@ -64,9 +64,15 @@ def _weight_label(w: float) -> str:
 
 
 def _reach_without_peer(g: nx.DiGraph) -> set[str]:
-    keep: set[str] = set()
-    for head in g.graph["heads"]:
-        keep |= {head} | nx.ancestors(g, head)
+    """The heads and their ancestors, in one backward search (ancestors per head made a
+    network with many heads quadratic)."""
+    keep = {h for h in g.graph["heads"] if h in g}
+    stack = list(keep)
+    while stack:
+        for p in g.predecessors(stack.pop()):
+            if p not in keep:
+                keep.add(p)
+                stack.append(p)
     return keep
 
 
@@ -97,6 +103,7 @@ def to_dot(net: Network, prune_threshold: float | None = None, prune_top_k: int 
         plan, _ = plan_pruning(g, prune_threshold, prune_top_k, stats)
         pruned = {(e["src"], e["dst"]) for e in plan}
     peer = hdr.attention == "peer"
+    peer_table = PeerTable(g) if peer else None
     head = next((n for n in stats.nodes if n.kind == "head"), None)
     flow = next((n for n in stats.nodes if n.kind == "flow_layer"), None)
 
@@ -146,8 +153,8 @@ def to_dot(net: Network, prune_threshold: float | None = None, prune_top_k: int 
                          f"F={f}  d={ir.dilation}  s={ir.stride}", _shape(s.shape),
                          f"{_count(s.params)} params"]
                 if peer:
-                    cands = peer_candidates(g, n)
-                    label.append(f"peer attention: {len(cands)} candidates")
+                    assert peer_table is not None
+                    label.append(f"peer attention: {peer_table.count(n)} candidates")
                 fill = _LEVEL_FILL[ir.level % len(_LEVEL_FILL)]
             dead = n not in live
             if dead:
@@ -196,7 +203,8 @@ def to_dot(net: Network, prune_threshold: float | None = None, prune_top_k: int 
         lines.append("  // peer-attention reads (every node of a lower level)")
         for n in order:
             if isinstance(g.nodes[n]["ir"], Block):
-                for c in peer_candidates(g, n):
+                assert peer_table is not None  # the output itself is quadratic here
+                for c in peer_table(n):
                     lines.append(f"  {_q(c)} -> {_q(n)} " + _attrs(
                         style="dashed", color=_PEER, arrowhead="empty", constraint="false",
                         penwidth=0.5))

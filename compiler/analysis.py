@@ -11,6 +11,7 @@ Precondition: names resolve and the graph has no cycle (`validation.check` check
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from ..dsl.perf import paused_gc
 from .graph import build_graph, node_level, stable_topological_order
 
 __all__ = ["NodeStats", "NetworkStats", "CountRules", "analyse", "analyse_graph", "ShapeError",
-           "resize_factor", "peer_candidates", "fusion_target", "stem_width",
+           "resize_factor", "peer_candidates", "PeerTable", "fusion_target", "stem_width",
            "FLOW_PARAMS", "LITE_STEM_WIDTH", "LITE_HEAD_WIDTHS"]
 
 FLOW_PARAMS = 16  # fixed difference kernels (14 values) + lambda + tau, all non-trainable
@@ -113,6 +114,7 @@ class NetworkStats:
     frames: int
     size: tuple[int, int]
     classes: int
+    _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def trainable(self) -> int:
@@ -131,7 +133,16 @@ class NetworkStats:
         return sum(n.flops for n in self.nodes)
 
     def node(self, name: str) -> NodeStats:
-        return next(n for n in self.nodes if n.name == name)
+        # an index, built on first use and again when `nodes` changed: a scan per call made
+        # callers that look up every node quadratic
+        index = self._index
+        i = index.get(name, -1) if index is not None else -1
+        if not (0 <= i < len(self.nodes) and self.nodes[i].name == name):
+            index = self._index = {n.name: k for k, n in enumerate(self.nodes)}
+            i = index.get(name, -1)
+        if i < 0:
+            raise KeyError(name)
+        return self.nodes[i]
 
     def to_json(self) -> dict:
         return {
@@ -165,11 +176,28 @@ def fusion_target(channels: list[int], excluded: list[bool]) -> int | None:
     return max(widths) if widths else None
 
 
+class PeerTable:
+    """Every block's peer candidates from one sort of the graph's nodes: a block's candidates
+    are a prefix of that order, so a count costs a bisection and the list its own length (a
+    sort per block made drawing a 5,000-block peer network quadratic)."""
+
+    def __init__(self, g: nx.DiGraph):
+        self._g = g
+        self._order = sorted(g.nodes, key=lambda n: (node_level(g.nodes[n]["ir"]),
+                                                     g.nodes[n]["index"]))
+        self._levels = [node_level(g.nodes[n]["ir"]) for n in self._order]
+
+    def count(self, block: str) -> int:
+        return bisect.bisect_left(self._levels, self._g.nodes[block]["ir"].level)
+
+    def __call__(self, block: str) -> list[str]:
+        return self._order[:self.count(block)]
+
+
 def peer_candidates(g: nx.DiGraph, block: str) -> list[str]:
-    """Every node below the block's level (stems included), by level then declaration index."""
-    level = g.nodes[block]["ir"].level
-    below = [n for n in g.nodes if node_level(g.nodes[n]["ir"]) < level]
-    return sorted(below, key=lambda n: (node_level(g.nodes[n]["ir"]), g.nodes[n]["index"]))
+    """Every node below the block's level (stems included), by level then declaration index.
+    For many blocks of one graph, make one `PeerTable`."""
+    return PeerTable(g)(block)
 
 
 def _bottleneck(c: Count, c_in: int, filters: int, inter: int, units: int, stride: int,

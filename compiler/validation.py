@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 import networkx as nx
 
-from ..dsl.diagnostics import Diagnostics, did_you_mean
+from ..dsl.diagnostics import Diagnostic, Diagnostics, Suggester, did_you_mean
 from ..dsl.ir import BLOCK_MODULES, Block, Network, Stem
 from ..dsl.perf import paused_gc
 from .analysis import ShapeError, analyse_graph
@@ -27,13 +28,17 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _USER_MODULE = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}$")  # package.module:Factory
 
 
-def check(net: Network) -> Diagnostics:
-    """All errors and warnings for `net`, in source order where possible."""
+def check(net: Network, *, refused_modules: str = "error") -> Diagnostics:
+    """All errors and warnings for `net`, in source order where possible.
+
+    `refused_modules`: what a user module that the import policy refuses to import gives
+    ("error", or "note" for commands that only convert text and need no shapes).
+    """
     with paused_gc():
-        return _check(net)
+        return _check(net, refused_modules)
 
 
-def _check(net: Network) -> Diagnostics:
+def _check(net: Network, refused_modules: str = "error") -> Diagnostics:
     d = Diagnostics()
     names_ok = check_names(net, d)
     g = build_graph(net) if names_ok else None  # the graph needs every name resolved
@@ -44,7 +49,7 @@ def _check(net: Network) -> Diagnostics:
     _check_network(net, g, d)
     if d.has_errors:
         return d
-    _check_shapes(net, g, d)
+    _check_shapes(net, g, d, refused_modules)
     if not d.has_errors:
         _check_reach(net, g, d)
     return d
@@ -62,6 +67,7 @@ def check_names(net: Network, d: Diagnostics) -> bool:
             ok = False
         else:
             seen[node.name] = node
+    suggest = Suggester(seen)  # one for every unknown name: bounded work in all
     for node in net.blocks:
         if not node.inputs:  # the JSON form can say so; .asn and the list format cannot
             d.error("ASN011", f"block `{node.name}` has no inputs", node.where("name"),
@@ -70,18 +76,17 @@ def check_names(net: Network, d: Diagnostics) -> bool:
         for inp in node.inputs:
             if inp.source not in seen:
                 d.error("ASN101", f"unknown input `{inp.source}` of block `{node.name}`",
-                        inp.where("source"), help=did_you_mean(inp.source, seen))
+                        inp.where("source"), help=suggest(inp.source))
                 ok = False
-        dup = [s for s in dict.fromkeys(i.source for i in node.inputs)
-               if sum(i.source == s for i in node.inputs) > 1]
-        for s in dup:
+        counts = Counter(i.source for i in node.inputs)  # linear in the inputs
+        for s in (s for s, k in counts.items() if k > 1):
             d.error("ASN101", f"block `{node.name}` reads `{s}` more than once",
                     node.where("name"), help="list each input once")
             ok = False
     for head in net.heads or []:
         if head not in seen:
             d.error("ASN101", f"unknown head `{head}`", net.where(f"heads.{head}"),
-                    help=did_you_mean(head, seen))
+                    help=suggest(head))
             ok = False
         elif isinstance(seen[head], Stem):
             d.error("ASN130", f"head `{head}` is a stem; heads must be blocks",
@@ -222,7 +227,8 @@ def _peer_conflicts(net: Network, g: nx.DiGraph) -> list[tuple[Block, str]]:
     return out
 
 
-def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
+def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics,
+                  refused_modules: str = "error") -> None:
     try:
         stats = analyse_graph(g)
     except ShapeError as exc:
@@ -235,11 +241,16 @@ def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
                 "(height + 1) // smallest height")
         return
     except Exception as exc:  # a user module failed its static description
-        from .usermodule import UserModuleError
+        from .usermodule import ImportRefused, UserModuleError
         if not isinstance(exc, UserModuleError):
             raise
         node = g.nodes[exc.node]["ir"]
-        d.error("ASN120", exc.message, node.where("module"))
+        if isinstance(exc, ImportRefused) and refused_modules == "note":
+            d.append(Diagnostic("note", "ASN120", "shapes and parameters are not checked: "
+                                "this command does not import user modules (block "
+                                f"`{exc.node}` uses `{node.module}`)", node.where("module")))
+        else:
+            d.error("ASN120", exc.message, node.where("module"))
         return
     heads = net.head_names()
     by_name = {n.name: n for n in stats.nodes}

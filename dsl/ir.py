@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
@@ -72,8 +72,14 @@ SOURCE_FIELDS = frozenset({"span", "attr_spans", "comments_before", "comment_aft
                            "setting_comments", "heads_comments"})
 
 
+# Strict: no form coerces a value to a field's type (`"8"` or `true` is no integer, `1.5` no
+# level); an int is still a float. A tuple also comes from a JSON list (`_Seq`): JSON has
+# no tuples, and the lax tuple check admits lists only, its items stay strict.
+_Seq = Strict(False)
+
+
 class IRModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, strict=True)
 
     span: SkipJsonSchema[Span | None] = Field(default=None, exclude=True, repr=False)
     attr_spans: SkipJsonSchema[dict[str, Span]] = Field(default_factory=dict, exclude=True,
@@ -109,12 +115,10 @@ class Header(IRModel):
     """Network-wide settings. Defaults are the reference's (SEMANTICS.md, "Model configs")."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    depth: int | tuple[int, int, int, int] = 50
+    depth: int | Annotated[tuple[int, int, int, int], _Seq] = 50
     frames: int = Field(default=32, ge=1, le=4096)
-    size: tuple[Annotated[int, Field(ge=1, le=16384)], Annotated[int, Field(ge=1, le=16384)]] = (
-        224,
-        224,
-    )
+    size: Annotated[tuple[Annotated[int, Field(ge=1, le=16384)],
+                          Annotated[int, Field(ge=1, le=16384)]], _Seq] = (224, 224)
     classes: int = Field(default=400, ge=1, le=1_000_000)
     combine: Literal["sigmoid", "concat"] = "sigmoid"
     attention: Literal["none", "self", "peer"] = "none"
@@ -183,7 +187,7 @@ class Block(IRModel):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     level: int
     inputs: list[Input]
-    filters: int | tuple[int, int, int]
+    filters: int | Annotated[tuple[int, int, int], _Seq]
     dilation: int = 1
     stride: int = 1
     module: str = "bottleneck"

@@ -6,10 +6,12 @@ A structure is a list of nodes; a node's index is its name there.
 Weights: per node `[]` or `[[w_0, ..., w_k]]` (after sigmoid); an empty or absent whole
 list means "learn them all". A file is a bare structure list or an object with
 `structure`, `weights`, `depth`. asnc writes more keys that it reads back so the round trip
-is lossless: `names`, `heads`, `network` (the header settings) and, when a block's module is
-not the one its filters imply (`bottleneck3d`, a user module), `modules` (per node, null for
-the implied one). `with_import_defaults` fills in the header settings a bare structure lacks
-(`asnc import`).
+is lossless: `names`, `heads`, `network` (every header setting but `depth`), when a block's
+module is not the one its filters imply (`bottleneck3d`, a user module) `modules` (per
+node, null for the implied one), and when the nodes were declared in another order than
+the structure's (a topological one) `order` (the structure index of each node, in
+declaration order). `with_import_defaults` fills in the header settings a file does not give
+(`asnc import`); an exported file gives them all, so it imports as it was.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .ir import LITE_UNITS, STEM_LIST_CODES, Block, Header, Input, Network, Span
 from .pyerrors import pydantic_diagnostics
 
 __all__ = ["load_list", "to_list", "is_list_format", "default_name",
-           "with_import_defaults"]
+           "with_import_defaults", "given_settings"]
 
 _CODE_TO_STEM = {v: k for k, v in STEM_LIST_CODES.items()}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,11 +70,11 @@ class _ListReader:
         root: tuple = ()
         if isinstance(data, dict):
             unknown = set(data) - {"structure", "weights", "depth", "names", "heads", "network",
-                                   "modules", "source", "_format"}
+                                   "modules", "order", "source", "_format"}
             for k in sorted(unknown):
                 self.error("ASN004", f"unknown key `{k}` in a list-format file", (k,),
                            help="keys are: structure, weights, depth (and names, heads, "
-                           "network, modules)")
+                           "network, modules, order)")
             structure = data.get("structure")
             weights = data.get("weights")
             depth = data.get("depth", 50)
@@ -80,10 +82,11 @@ class _ListReader:
             heads = data.get("heads")
             settings = data.get("network") or {}
             modules = data.get("modules")
+            order = data.get("order")
             root = ("structure",)
         else:
             structure, weights, depth, names, heads, settings = data, None, 50, None, None, {}
-            modules = None
+            modules = order = None
         if not isinstance(structure, list) or not structure:
             self.error("ASN004", "`structure` must be a non-empty list of nodes", root)
             return None
@@ -104,8 +107,11 @@ class _ListReader:
                                "letters, digits and `_`")
                     names = None
                     break
-        if isinstance(depth, list):
-            depth = tuple(depth)
+        if order is not None and not (isinstance(order, list) and all(
+                _is_int(k) for k in order) and sorted(order) == list(range(len(structure)))):
+            self.error("ASN004", "`order` must list every structure index once (the "
+                       "declaration order)", ("order",))
+            order = None
         if not isinstance(settings, dict):
             self.error("ASN004", "`network` must be an object of header settings", ("network",))
             settings = {}
@@ -126,6 +132,8 @@ class _ListReader:
                 heads = None
         if self.diags.has_errors or header is None:
             return None
+        if order is not None:
+            nodes = [nodes[k] for k in order]
         net = Network(header=header, nodes=[n for n in nodes if n is not None], heads=heads)
         if heads is not None:
             spans = {"heads": self.at(("heads",))}
@@ -291,11 +299,14 @@ def load_list(data: Any, positions: dict, source: Source, name: str) -> Network:
 
 def with_import_defaults(net: Network, text: str, name: str | None = None,
                          attention: str | None = None, objects: int | None = None,
-                         lite: bool | None = None) -> Network:
-    """`net`, loaded from `text`, with the header settings `asnc import` gives it.
+                         lite: bool | None = None, pick: str | None = None) -> Network:
+    """`net`, loaded from `text` (its structure `pick`, if given), with the header settings
+    `asnc import` gives it.
 
-    A list-format structure carries no header settings, so an import fills them in from the
-    structure, unless given (the arguments; None means "default"):
+    A bare structure carries no header settings, so an import fills in the ones the file
+    does not give (`given_settings`) from the structure, unless given (the arguments; None
+    means "default"). A file `asnc export --to list` wrote gives every setting, a JSON-form
+    or `.asn` file too: those import as they are.
 
     - `name`: the network name;
     - `attention`: `peer` for an AssembleNet++ structure (an object stem or a lite block) whose
@@ -303,9 +314,10 @@ def with_import_defaults(net: Network, text: str, name: str | None = None,
     - `objects` (`object_classes`): 151 (ADE-20k, the reference's default) when the
       structure has an object stem and the header gives none;
     - `lite` (the variant): lite when the header says so or every block is a lite block;
-      a lite network whose `text` gives no top-level `depth` key gets the unit counts
-      `LITE_UNITS` (the AssembleNet++lite run script has no depth table).
+      a lite network whose file gives no `depth` gets the unit counts `LITE_UNITS` (the
+      AssembleNet++lite run script has no depth table).
     """
+    given = given_settings(text, pick)
     hdr = net.header
     has_objects = any(isinstance(n, Stem) and n.type == "object" for n in net.nodes)
     blocks = net.blocks
@@ -315,36 +327,49 @@ def with_import_defaults(net: Network, text: str, name: str | None = None,
         update["name"] = name
     if attention is not None:
         update["attention"] = attention
-    elif plus and hdr.attention == "none":
+    elif "attention" not in given and plus and hdr.attention == "none":
         update["attention"] = "peer"
     if objects is not None:
         update["object_classes"] = objects
-    elif hdr.object_classes is None and has_objects:
+    elif "object_classes" not in given and hdr.object_classes is None and has_objects:
         update["object_classes"] = 151
     if lite is None:
-        lite = hdr.variant == "lite" or (bool(blocks) and all(b.module == "lite"
-                                                               for b in blocks))
+        lite = hdr.variant == "lite" or ("variant" not in given and bool(blocks) and all(
+            b.module == "lite" for b in blocks))
     update["variant"] = "lite" if lite else "standard"
-    if lite and isinstance(hdr.depth, int) and "depth" not in _top_level_keys(text):
+    if lite and isinstance(hdr.depth, int) and "depth" not in given:
         update["depth"] = LITE_UNITS
     header = type(hdr).model_validate({**hdr.model_dump(), **update})
     return net.model_copy(update={"header": header})
 
 
-def _top_level_keys(text: str) -> set[str]:
-    """The keys of a JSON object `text` (none for other JSON, or text that is not JSON)."""
+def given_settings(text: str, pick: str | None = None) -> set[str]:
+    """The header fields a file gives: of a list-format file, its `network` object's keys
+    and a top-level `depth`; of any other form (JSON form, `.asn` text), every field."""
+    every = set(Header.model_fields)
     try:
-        data = json.loads(text)
+        data = json.loads(text)  # load_text read it already: no deeper than jsonpos allows
     except ValueError:
+        return every
+    if pick is not None and isinstance(data, dict):
+        data = data.get(pick)
+    if isinstance(data, list):
         return set()
-    return set(data) if isinstance(data, dict) else set()
+    if not isinstance(data, dict) or "structure" not in data or "header" in data:
+        return every
+    settings = data.get("network")
+    keys = set(settings) if isinstance(settings, dict) else set()
+    # the reader takes `depth` from the top level only
+    return (keys - {"depth"}) | ({"depth"} if "depth" in data else set())
 
 
 def to_list(net: Network) -> dict:
-    """The official list format for `net` (plus names/heads/network for a lossless round trip).
+    """The official list format for `net`, plus what the list cannot express, for a lossless
+    round trip: `names`, `heads`, `network` (every header setting, so that no import default
+    replaces one), `modules` and `order` where needed.
 
     Nodes are written in declaration order when that order already has every input
-    before its reader, otherwise in a stable topological order.
+    before its reader, otherwise in a stable topological order (and `order` restores it).
     """
     order = _list_order(net)
     index = {n.name: k for k, n in enumerate(order)}
@@ -364,17 +389,14 @@ def to_list(net: Network) -> dict:
             any_weight = True
         else:
             weights.append([])
-    defaults = Header(name=net.header.name)
-    settings = {k: v for k, v in net.header.model_dump(mode="json").items()
-                if k not in ("name", "depth") and v != getattr(defaults, k) and
-                not (k == "size" and list(v) == list(defaults.size))}
+    settings = {k: v for k, v in net.header.model_dump(mode="json").items() if k != "depth"}
     out: dict[str, Any] = {
         "structure": structure,
         "weights": weights if any_weight else [],
         "depth": net.header.depth if isinstance(net.header.depth, int) else list(
             net.header.depth),
         "names": [n.name for n in order],
-        "network": {"name": net.header.name, **settings},
+        "network": settings,
     }
     if net.heads is not None:
         out["heads"] = list(net.heads)
@@ -382,6 +404,29 @@ def to_list(net: Network) -> dict:
                else None for n in order]
     if any(m is not None for m in modules):
         out["modules"] = modules
+    position = {id(n): k for k, n in enumerate(order)}
+    declared = [position[id(n)] for n in net.nodes]
+    if declared != list(range(len(declared))):
+        out["order"] = declared
+    return out
+
+
+def to_list_as_given(net: Network, text: str) -> list | dict:
+    """`fmt`'s canonical list format of the list-format file `text` that loaded as `net`.
+
+    `to_list(net)`, but keeping the header settings the file left out out (so that
+    `import` still applies its defaults to them) and a bare structure list bare (it can
+    only have held what a bare list expresses).
+    """
+    out = to_list(net)
+    given = given_settings(text)
+    if not given and text.lstrip().startswith("["):
+        return out["structure"]
+    out["network"] = {k: v for k, v in out["network"].items() if k in given}
+    if not out["network"]:
+        del out["network"]
+    if "depth" not in given:
+        del out["depth"]
     return out
 
 

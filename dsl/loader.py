@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from .diagnostics import DiagnosticError, Diagnostics, Source
@@ -12,7 +13,7 @@ from .listformat import is_list_format, load_list
 from .parser import parse
 from .textio import read_text
 
-__all__ = ["load", "load_text", "network_name_from_path"]
+__all__ = ["load", "load_text", "network_name_from_path", "surface_form"]
 
 
 def network_name_from_path(path: str) -> str:
@@ -55,6 +56,18 @@ def load_text(text: str, path: str = "<input>", name: str | None = None,
             "format (a structure list, or an object with `structure`)",
             Span(line=1, col=1, end_line=1, end_col=2))
     raise DiagnosticError(d, source)
+
+
+def surface_form(text: str, path: str = "<input>") -> str:
+    """Which form `load_text` reads `text` as: "asn", "json" (the JSON form) or "list" (the
+    list format); for text that loads (`fmt` rewrites a file in its own form)."""
+    if not (path.endswith(".json") or _looks_like_json(text)):
+        return "asn"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "list"
+    return "json" if is_json_form(data) else "list"
 
 
 def load(path: str, name: str | None = None) -> Network:

@@ -17,8 +17,11 @@ from lark.tree import Meta
 from .diagnostics import Diagnostics
 from .ir import Span
 
+# Lists inside lists, at most (the language needs one level: `depth [3, 4, 6, 3]`); the same
+# bound as the JSON reader's (`jsonpos.MAX_DEPTH`).
+MAX_NESTING = 64
 __all__ = [
-    "NetworkNode", "SettingNode", "StemNode", "BlockNode", "CalleeNode", "ArgNode",
+    "MAX_NESTING", "NetworkNode", "SettingNode", "StemNode", "BlockNode", "CalleeNode", "ArgNode",
     "InputNode", "WeightNode", "HeadsNode", "IntNode", "FloatNode", "DimsNode", "WordNode",
     "StringNode", "ListNode", "Value", "Statement", "SyntaxTreeBuilder", "plain_value",
 ]
@@ -219,8 +222,18 @@ class SyntaxTreeBuilder(Transformer):
         self.diags = diags
         self._methods: dict[str, Callable[[Meta, list[Any]], Any]] = {}
 
-    def _transform_tree(self, tree: Tree) -> Any:
-        children = [self._transform_tree(c) if isinstance(c, Tree) else c
+    def _transform_tree(self, tree: Tree, lists: int = 0) -> Any:
+        # `lists`: how many list values enclose this tree. Past MAX_NESTING the value is
+        # reported, not descended into: 500 nested lists overflowed Python's stack here.
+        if tree.data == "list":
+            lists += 1
+            if lists > MAX_NESTING:
+                span = _meta_span(tree.meta)
+                self.diags.error("ASN012", f"value is nested more than {MAX_NESTING} levels "
+                                 "deep", Span(span.line, span.col, span.line, span.col + 1),
+                                 help="a value is a number, a name or a flat list")
+                return ListNode((), span)
+        children = [self._transform_tree(c, lists) if isinstance(c, Tree) else c
                     for c in tree.children]
         method = self._methods.get(tree.data)
         if method is None:

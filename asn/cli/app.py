@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from ..compiler.usermodule import user_module_imports
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -14,3 +16,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _no_user_code(ctx: typer.Context) -> None:
+    # Nothing runs that the user did not ask for: no command imports a user module unless it
+    # was given --import-modules. Leaving this context restores the policy as it was, with
+    # whatever the command set (in-process callers and tests see the library's default).
+    ctx.with_resource(user_module_imports(False))

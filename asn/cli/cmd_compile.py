@@ -16,10 +16,10 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from .common import EXIT_BAD_INPUT, err_console, load_checked, out
+from .common import EXIT_BAD_INPUT, allow_user_modules, err_console, load_checked, out
 from .app import app
-from .options import (ClassesOpt, DisablePassOpt, FramesOpt, PassesOpt, PruneThresholdOpt,
-                      SizeOpt, TopKOpt)
+from .options import (ClassesOpt, DisablePassOpt, FramesOpt, ImportModulesOpt, PassesOpt,
+                      PruneThresholdOpt, SizeOpt, TopKOpt)
 
 __all__ = ["compile_cmd"]
 
@@ -56,11 +56,13 @@ def compile_cmd(
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the TF vs ONNX Runtime "
                                    "parity check."),
+    import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Lower to TensorFlow; emit a SavedModel and ONNX; verify they agree."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     from ..compiler.passes import UnknownPassError, optimise
 
+    allow_user_modules(import_modules)
     net, _ = load_checked(file, frames, size, classes)
     try:
         optimised = optimise(net, level=level, passes=passes_opt, disabled=disable or (),
@@ -113,7 +115,8 @@ class _Progress:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(SpinnerColumn(finished_text="[green]✓[/]"),
-                                TextColumn("{task.description}"), TimeElapsedColumn(),
+                                TextColumn("{task.description}", markup=False),
+                                TimeElapsedColumn(),
                                 console=err_console, transient=False)
 
     def __enter__(self):

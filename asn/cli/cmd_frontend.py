@@ -5,6 +5,7 @@ None of them imports TensorFlow.
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from typing import List, Optional, Tuple
@@ -13,11 +14,18 @@ import typer
 
 from ..dsl.diagnostics import CODES, DiagnosticError, Source, to_json
 from .app import app
-from .common import (EXIT_BAD_INPUT, apply_overrides, atomic_write, err_console, load_checked,
-                     out, print_diagnostics)
-from .options import ClassesOpt, FramesOpt, SizeOpt
+from .common import (EXIT_BAD_INPUT, allow_user_modules, apply_overrides, atomic_write,
+                     err_console, load_checked, out, print_diagnostics)
+from .options import ClassesOpt, FramesOpt, ImportModulesOpt, SizeOpt
 
 __all__ = ["check", "fmt", "import_", "export", "stats", "schema"]
+
+
+class Attention(str, enum.Enum):
+    """`--attention` choices: typer refuses any other value with a usage error."""
+    none = "none"
+    self = "self"
+    peer = "peer"
 
 
 @app.command()
@@ -25,6 +33,7 @@ def check(
     file: str = typer.Argument(..., help="A .asn, JSON-form or list-format file."),
     json_out: bool = typer.Option(False, "--json", help="Print diagnostics as a JSON list."),
     explain: Optional[str] = typer.Option(None, "--explain", help="Explain a code, e.g. ASN101."),
+    import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Parse and validate; report every problem with its position."""
     from ..compiler.validation import check as run_check
@@ -37,6 +46,7 @@ def check(
             raise typer.BadParameter(f"unknown code `{explain}`; codes are {', '.join(CODES)}")
         out.print(f"{code}: {CODES[code]}")
         return
+    allow_user_modules(import_modules)
     text = ""
     source = None
     try:
@@ -62,18 +72,28 @@ def check(
 def fmt(
     files: List[str] = typer.Argument(..., help="Files to format."),
     check_only: bool = typer.Option(False, "--check", help="Exit 1 if a file is not canonical."),
-    write: bool = typer.Option(False, "--write", "-w", help="Rewrite the files in place."),
+    write: bool = typer.Option(False, "--write", "-w", help="Rewrite the files in place "
+                               "(each keeps its form, mode, owner and links)."),
 ) -> None:
-    """Print canonical .asn text (idempotent; comments are kept)."""
-    from ..dsl.loader import load_text
-    from ..dsl.printer import format_network
+    """Print canonical text (idempotent; comments are kept).
+
+    Each file stays in its own form: `.asn` text as canonical `.asn`, a JSON-form file as
+    the canonical JSON form, a list-format file as the canonical list format (what
+    `asnc export --to json|list` writes); `--check` compares in that form too.
+    """
+    from ..dsl.listformat import to_list_as_given
+    from ..dsl.loader import load_text, surface_form
     from ..dsl.textio import read_text
 
     unformatted = []
     for file in files:
         text = read_text(file)
         net = load_text(text, file)
-        canonical = format_network(net)
+        form = surface_form(text, file)
+        if form == "list":  # settings the file leaves to `import`'s defaults stay left out
+            canonical = json.dumps(to_list_as_given(net, text), indent=1) + "\n"
+        else:
+            canonical = export_text(net, form)
         if check_only:
             if canonical != text:
                 unformatted.append(file)
@@ -97,15 +117,19 @@ def import_(
     frames: Optional[int] = FramesOpt,
     size: Optional[Tuple[int, int]] = SizeOpt,
     classes: Optional[int] = ClassesOpt,
-    attention: Optional[str] = typer.Option(
-        None, "--attention", help="none|self|peer; default: peer for AssembleNet++ "
+    attention: Optional[Attention] = typer.Option(
+        None, "--attention", help="Attention mode; default: peer for AssembleNet++ "
         "structures (object stems or lite filters), else none."),
     objects: Optional[int] = typer.Option(None, "--objects", help="Object classes (default 151 "
                                           "when the structure has object stems)."),
     lite: Optional[bool] = typer.Option(None, "--lite/--standard", help="Network variant "
                                         "(default: lite when every block has three filters)."),
 ) -> None:
-    """Convert the official list format to .asn text."""
+    """Convert the official list format to .asn text.
+
+    The defaults below fill in only the settings the file does not give (a file that
+    `asnc export --to list` wrote gives them all); the options always apply.
+    """
     from ..compiler.validation import check as run_check
     from ..dsl.listformat import with_import_defaults
     from ..dsl.loader import load_text
@@ -114,9 +138,10 @@ def import_(
 
     text = read_text(file)
     net = load_text(text, file, name or pick, pick=pick)
-    net = with_import_defaults(net, text, name, attention, objects, lite)
+    net = with_import_defaults(net, text, name, attention.value if attention else None,
+                               objects, lite, pick=pick)
     net = apply_overrides(net, frames, size, classes)
-    diags = run_check(net)
+    diags = run_check(net, refused_modules="note")
     print_diagnostics(diags, Source(file, text))
     if any(d.is_error for d in diags):
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -135,23 +160,28 @@ def export(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
 ) -> None:
     """Print the network as the JSON form, the official list format, or .asn text."""
-    from ..dsl.jsonform import to_json_form
-    from ..dsl.listformat import to_list
-    from ..dsl.printer import format_network
-
-    net, _ = load_checked(file)
-    if to == "json":
-        text = json.dumps(to_json_form(net), indent=1) + "\n"
-    elif to == "list":
-        text = json.dumps(to_list(net), indent=1) + "\n"
-    elif to == "asn":
-        text = format_network(net)
-    else:
-        raise typer.BadParameter(f"--to must be json, list or asn, got `{to}`")
+    net, _ = load_checked(file, refused_modules="note")
+    text = export_text(net, to)
     if output:
         atomic_write(output, text)
     else:
         sys.stdout.write(text)
+
+
+def export_text(net, to: str) -> str:
+    """`net` as `asnc export --to TO` writes it; also `fmt`'s canonical text of a file in
+    that form (one writer per form)."""
+    from ..dsl.jsonform import to_json_form
+    from ..dsl.listformat import to_list
+    from ..dsl.printer import format_network
+
+    if to == "json":
+        return json.dumps(to_json_form(net), indent=1) + "\n"
+    if to == "list":
+        return json.dumps(to_list(net), indent=1) + "\n"
+    if to == "asn":
+        return format_network(net)
+    raise typer.BadParameter(f"--to must be json, list or asn, got `{to}`")
 
 
 @app.command()
@@ -164,10 +194,12 @@ def stats(
     level: int = typer.Option(0, "-O", min=0, help="Optimisation level the numbers are for "
                               "(0: as written; 1 and 2: what `asnc compile -O` builds, batch "
                               "norms folded, connection weights folded, edges pruned)."),
+    import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Per-node shapes, parameters and FLOPs, without TensorFlow."""
     from ..compiler.analysis import analyse
 
+    allow_user_modules(import_modules)
     net, _ = load_checked(file, frames, size, classes, warnings=not json_out)
     if level:
         from ..compiler.passes import optimise

@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from .common import atomic_write, err_console, load_checked, out
+from .common import allow_user_modules, atomic_write, err_console, load_checked, out
 from .app import app
-from .options import DisablePassOpt, PassesOpt, PruneThresholdOpt, TopKOpt
+from .options import DisablePassOpt, ImportModulesOpt, PassesOpt, PruneThresholdOpt, TopKOpt
 
 __all__ = ["opt", "print_reports"]
 
@@ -30,6 +30,7 @@ def opt(
     report: Optional[str] = typer.Option(None, "--report", help="Write the pass reports "
                                          "here as JSON."),
     list_passes: bool = typer.Option(False, "--list-passes", help="List the passes and exit."),
+    import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Optimise: remove dead nodes (-O1) and weak connections (-O2); print what changed."""
     from ..compiler.analysis import analyse
@@ -49,6 +50,7 @@ def opt(
         return
     if file is None:
         raise typer.BadParameter("give a network file (or --list-passes)")
+    allow_user_modules(import_modules)
     net, _ = load_checked(file)
     try:
         o = optimise(net, level=level, passes=passes, disabled=disable or (),
@@ -90,25 +92,25 @@ def _delta(a: int, b: int, scale: float = 1.0, unit: str = "", fmt: str = ",.0f"
 
 def print_reports(reports, before, after, name: str, level: int | None) -> None:
     """A readable summary of pipeline reports on stderr."""
-    from rich.markup import escape
     from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
     con = err_console
     which = f"-O{level}" if level is not None else "--passes"
     if not reports:
         con.print(f"{name} {which}: no pass ran")
     else:
-        con.print(f"[bold]{name} {which}[/bold]: {len(reports)} pass"
-                  f"{'es' * (len(reports) != 1)}")
+        con.print(Text.assemble((f"{name} {which}", "bold"), f": {len(reports)} pass"
+                                f"{'es' * (len(reports) != 1)}"))
     for r in reports:
         if r.backend:
             if not r.applied:
-                con.print(f"  [cyan]{r.name}[/cyan] (backend): does not apply: "
-                          f"{escape(r.notes[0])}")
+                con.print(Text.assemble("  ", (r.name, "cyan"), " (backend): does not apply: ",
+                                        r.notes[0]))
                 continue
-            con.print(f"  [cyan]{r.name}[/cyan] (backend): applied when compiling; params "
-                      f"{_delta(r.params_before, r.params_after)}")
+            con.print(Text.assemble("  ", (r.name, "cyan"), " (backend): applied when "
+                                    f"compiling; params {_delta(r.params_before, r.params_after)}"))
             continue
         kind = "exact" if r.exact else "approximate"
         parts = []
@@ -121,8 +123,8 @@ def print_reports(reports, before, after, name: str, level: int | None) -> None:
         if r.dropped_weights:
             parts.append(f"{len(r.dropped_weights)} weight"
                          f"{'s' * (len(r.dropped_weights) != 1)} dropped")
-        con.print(f"  [cyan]{r.name}[/cyan] ({kind}): " + (", ".join(parts) or
-                                                           "nothing to change"))
+        con.print(Text.assemble("  ", (r.name, "cyan"), f" ({kind}): ",
+                                ", ".join(parts) or "nothing to change"))
         if r.changed:
             con.print(f"    params {_delta(r.params_before, r.params_after)}; GFLOPs "
                       f"{_delta(r.flops_before, r.flops_after, 1e9, '', '.3f')}")

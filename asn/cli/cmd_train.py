@@ -17,9 +17,9 @@ from typing import Optional, Tuple
 import typer
 
 from .app import app
-from .common import (EXIT_BAD_INPUT, apply_overrides, atomic_write, err_console, load_checked,
-                     out, print_diagnostics)
-from .options import FramesOpt, SizeOpt
+from .common import (EXIT_BAD_INPUT, allow_user_modules, apply_overrides, atomic_write,
+                     err_console, load_checked, out, print_diagnostics)
+from .options import FramesOpt, ImportModulesOpt, SizeOpt
 
 __all__ = ["train", "search", "connect", "RunArgs"]
 
@@ -66,6 +66,7 @@ class RunArgs:
     cache: bool = _option(typer.Option(False, "--cache", help="Keep decoded videos in memory "
                                        "(small data)."))
     xla: bool = _option(typer.Option(False, "--xla", help="Compile the training step with XLA."))
+    import_modules: bool = _option(ImportModulesOpt)
 
 
 def _with_run_options(default_out: str):
@@ -108,9 +109,17 @@ def _stop(message: str, help: str | None = None) -> typer.Exit:
 
 
 def _discover(data: str):
-    from ..backends.tensorflow.data import discover
+    from ..backends.tensorflow.data import DatasetError, discover
 
-    classes, samples = discover(data)
+    skipped: list[str] = []
+    try:
+        classes, samples = discover(data, skipped)
+    except DatasetError as exc:
+        raise _stop(str(exc)) from None
+    except OSError as exc:
+        raise _stop(f"cannot read the data folder `{data}`: {exc.strerror or exc}") from None
+    for name in skipped:
+        err_console.print(f"warning: skipping `{name}`: its file name is not UTF-8 text")
     if len(classes) < 2:
         raise _stop(f"`{data}` has {len(classes)} class folder(s); training needs at least 2",
                     help="lay the videos out as DATA/<class>/<video>")
@@ -137,6 +146,7 @@ def _load_for_training(file: str, args: RunArgs, relearn: bool = False, search: 
     from ..dsl.diagnostics import DiagnosticError
     from ..dsl.ir import Stem
 
+    allow_user_modules(args.import_modules)
     net, source = load_checked(file, args.frames, args.size)
     if relearn:
         net = clear_weights(net)
@@ -308,9 +318,9 @@ def connect(
     if not all_:
         raise _stop("say which connections to add", help="`--all` connects every block to "
                     "every node of a lower level")
-    net, _ = load_checked(file, warnings=False)
+    net, _ = load_checked(file, warnings=False, refused_modules="note")
     dense, report = connect_all(net)
-    diags = check(dense)
+    diags = check(dense, refused_modules="note")
     if any(d.is_error for d in diags):
         err_console.print(f"error: the connected network of `{file}` does not check:")
         print_diagnostics(diags, None)

@@ -9,8 +9,8 @@ from typing import Optional, Tuple
 import typer
 
 from .app import app
-from .common import EXIT_BAD_INPUT, atomic_write, err_console, load_checked
-from .options import ClassesOpt, FramesOpt, SizeOpt
+from .common import EXIT_BAD_INPUT, allow_user_modules, atomic_write, err_console, load_checked
+from .options import ClassesOpt, FramesOpt, ImportModulesOpt, SizeOpt
 
 __all__ = ["viz"]
 
@@ -30,6 +30,7 @@ def viz(
     frames: Optional[int] = FramesOpt,
     size: Optional[Tuple[int, int]] = SizeOpt,
     classes: Optional[int] = ClassesOpt,
+    import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Draw stems, blocks by level and the classifier, with weighted connections."""
     from ..backends.graphviz import FORMATS, RenderError, find_dot, render, to_dot
@@ -41,6 +42,7 @@ def viz(
         if fmt not in FORMATS:
             raise typer.BadParameter(f"the output must end in .svg, .png, .pdf or .dot, got "
                                      f"`{output}`")
+    allow_user_modules(import_modules)
     net, _ = load_checked(file, frames, size, classes)
     text = to_dot(net, prune_threshold, top_k, peer_edges)
     if output is None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from typing import Optional
 
 from rich.console import Console
@@ -12,19 +10,40 @@ from rich.console import Console
 from ..dsl.diagnostics import Diagnostic, DiagnosticError, Source, render
 from ..dsl.ir import Network
 from ..dsl.loader import load_text
+from ..dsl.outputs import write_file
 from ..dsl.textio import read_text
 
 __all__ = ["err_console", "out", "load_checked", "apply_overrides", "print_diagnostics",
-           "atomic_write", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
+           "atomic_write", "allow_user_modules", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+# Paths, names and messages printed here are the user's text: with markup and emoji off, no
+# string is ever read as rich markup (`[/]` in a path crashed rich) or `:emoji:` codes, so no
+# call site has to remember to escape. Styling is given explicitly (`style=`, `Text`).
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False,
+                      emoji=False)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160,
+              markup=False, emoji=False)
 
 
-def print_diagnostics(diags: list[Diagnostic], source: Source | None) -> None:
-    for d in diags:
+# A file with 90,000 unknown names would print 90,000 diagnostics: show the first ones (a
+# reader fixes those first), then count the rest. `check --json` still lists every one.
+MAX_SHOWN_DIAGNOSTICS = 50
+
+
+def print_diagnostics(diags: list[Diagnostic], source: Source | None,
+                      limit: int | None = None) -> None:
+    limit = MAX_SHOWN_DIAGNOSTICS if limit is None else limit
+    for d in diags[:limit]:
         sys.stderr.write(render(d, source) + "\n")
+    rest = diags[limit:]
+    if rest:
+        errors = sum(1 for d in rest if d.is_error)
+        others = len(rest) - errors
+        parts = [f"{n} more {what}{'s' * (n != 1)}" for n, what in
+                 ((errors, "error"), (others, "warning")) if n]
+        sys.stderr.write(f"... and {' and '.join(parts)} (not shown; `asnc check --json` "
+                         "lists every one)\n")
 
 
 def apply_overrides(net: Network, frames: Optional[int] = None,
@@ -56,15 +75,19 @@ def apply_overrides(net: Network, frames: Optional[int] = None,
 
 
 def load_checked(path: str, frames=None, size=None, classes=None,
-                 warnings: bool = True) -> tuple[Network, Source]:
-    """Load, override, check. Raises DiagnosticError on any error; prints warnings."""
+                 warnings: bool = True, refused_modules: str = "error"
+                 ) -> tuple[Network, Source]:
+    """Load, override, check. Raises DiagnosticError on any error; prints warnings.
+
+    `refused_modules`: "note" for commands that need no shapes (see `validation.check`).
+    """
     from ..compiler.validation import check
 
     text = read_text(path)
     net = load_text(text, path)
     source = Source(path, text)
     net = apply_overrides(net, frames, size, classes)
-    diags = check(net)
+    diags = check(net, refused_modules=refused_modules)
     if any(d.is_error for d in diags):
         raise DiagnosticError(diags, source)
     if warnings:
@@ -72,19 +95,17 @@ def load_checked(path: str, frames=None, size=None, classes=None,
     return net, source
 
 
+def allow_user_modules(allowed: bool) -> None:
+    """For the rest of the running command, user modules may be imported iff `allowed`.
+
+    The app's callback refuses them for every command and restores the policy when the
+    command ends (`app.py`); commands with `--import-modules` call this with its value.
+    """
+    from ..compiler.usermodule import set_imports_allowed
+    set_imports_allowed(allowed)
+
+
 def atomic_write(path: str, data: str | bytes) -> None:
-    """Write via a temporary file in the same directory and rename: never half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".asnc-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write an output file: `dsl.outputs.write_file` (atomic, keeps mode and links, never
+    replaces a device; an OSError is a DiagnosticError)."""
+    write_file(path, data)

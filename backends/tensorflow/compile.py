@@ -256,8 +256,11 @@ def load_weights(model, path: str) -> None:
     whole ``.keras`` file) from a model built by this backend for the same network (same
     nodes, modules and input size). Anything else is a CompileError.
     """
-    if not os.path.exists(path):
-        raise CompileError(f"weights file `{path}` does not exist")
+    from ...dsl.textio import regular_file_problem
+
+    problem = regular_file_problem(path)  # a FIFO or device would hang or never end
+    if problem is not None:
+        raise CompileError(f"weights file `{path}`: {problem}")
     if not (path.endswith(".weights.h5") or path.endswith(".keras") or path.endswith(".h5")):
         raise CompileError(f"weights file `{path}`: expected a Keras `.weights.h5` file "
                            "(model.save_weights) or a `.keras` file")

@@ -81,16 +81,48 @@ class DecodeStats:
 # --------------------------------------------------------------------------- files
 
 
-def discover(root: str | Path) -> tuple[list[str], list[Sample]]:
-    """Return ``(sorted class names, [(path, label), ...])`` for ``root/<class>/<video>``."""
+class DatasetError(ValueError):
+    """The data folder cannot be used as given (a user error, reported as a diagnostic)."""
+
+
+def _is_text(name: str) -> bool:
+    # A file name that is not valid UTF-8 reaches Python with surrogate escapes; it cannot be
+    # a class name (JSON, labels) nor a tf.string path, so it is never used silently.
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def shown_name(path: str | Path) -> str:
+    """A path as printable text: undecodable bytes as \\xNN escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def discover(root: str | Path, skipped: list[str] | None = None
+             ) -> tuple[list[str], list[Sample]]:
+    """Return ``(sorted class names, [(path, label), ...])`` for ``root/<class>/<video>``.
+
+    A video whose name is not UTF-8 is skipped (its printable name appended to `skipped`);
+    a class folder whose name is not UTF-8 raises DatasetError.
+    """
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    samples = [
-        (str(f), label)
-        for label, name in enumerate(classes)
-        for f in sorted((root / name).iterdir())
-        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in VIDEO_EXTENSIONS
-    ]
+    bad = [c for c in classes if not _is_text(c)]
+    if bad:
+        raise DatasetError(f"class folder `{shown_name(root / bad[0])}` has a name that is not "
+                           "UTF-8 text; rename it (class names are labels)")
+    samples = []
+    for label, name in enumerate(classes):
+        for f in sorted((root / name).iterdir()):
+            if not f.is_file() or f.name.startswith(".") or \
+                    f.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            if _is_text(f.name):
+                samples.append((str(f), label))
+            elif skipped is not None:
+                skipped.append(shown_name(f))
     return classes, samples
 
 
@@ -115,7 +147,9 @@ def split(
     so every class appears on both sides.
     """
     if val_list is not None:
-        lines = Path(val_list).read_text().splitlines()
+        from ...dsl.textio import read_bounded  # bounded: a FIFO or /dev/zero never hangs
+
+        lines = read_bounded(str(val_list)).decode("utf-8", "replace").splitlines()
         keys = {_rel_key(ln.split()[0]) for ln in lines if ln.strip()}
         is_val = [_rel_key(str(p)) in keys for p, _ in samples]
     else:

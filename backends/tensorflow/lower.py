@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import keras
 from keras import ops
 
-from ...compiler.analysis import LITE_STEM_WIDTH, peer_candidates, stem_width
+from ...compiler.analysis import LITE_STEM_WIDTH, PeerTable, stem_width
 from ...compiler.graph import build_graph, stable_topological_order
 from ...compiler.passes import EdgeFoldPlan, LoweringForm
 from ...dsl.ir import INTER_CHANNELS, Block, Network, Stem
@@ -162,6 +162,7 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
     units = hdr.units
     stems = net.stems
     mode = None if hdr.attention == "none" or hdr.combine == "concat" else hdr.attention
+    peer_table = PeerTable(g) if mode == "peer" else None  # one sort, not one per block
     # Seeds follow node *names*, not positions, so a pass that removes nodes or edges leaves
     # every surviving layer with the same initial weights (pruned vs unpruned comparisons).
     index = {n.name: zlib.crc32(n.name.encode()) for n in net.nodes}
@@ -207,7 +208,8 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
         xs = [outputs[p] for p in preds]
         candidates = None
         if mode == "peer":
-            below = peer_candidates(g, name)
+            assert peer_table is not None
+            below = peer_table(name)
             cand_in = [outputs[n] for n in below]
             P = max(int(t.shape[-1]) for t in cand_in)
             lname = names.aux(f"{name}_peer")

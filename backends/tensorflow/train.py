@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -54,6 +55,7 @@ from keras import ops
 
 from ...compiler.passes import LoweringForm
 from ...dsl.ir import Network, Stem
+from ...dsl.outputs import write_file
 from . import data as D
 from .layers import SigmoidFusion
 from .lower import Lowered, lower
@@ -70,6 +72,9 @@ METRICS_FILE = "metrics.json"
 LABELS_FILE = "labels.txt"
 CHECKPOINTS = "checkpoints"
 _KEEP_CHECKPOINTS = 2
+# The files a run writes into CHECKPOINTS (and their temporaries): what --overwrite removes.
+_CHECKPOINT_FILE = re.compile(r"^\.?(epoch-\d+(\.tmp)?\.(weights\.h5|optimizer(\.tmp)?\.npz)"
+                              r"|history\.json|last\.json)$")
 # Largest float32 below 1 and smallest above 0: a sigmoid that rounds to 0 or 1 in float32
 # still has to print as a valid weight in (0, 1).
 _W_MAX = float(np.nextafter(np.float32(1), np.float32(0)))
@@ -197,15 +202,11 @@ def fixed_batch_loss(model: keras.Model, video, labels, training: bool = True) -
 
 
 def _atomic_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_file(str(path), json.dumps(value, indent=1) + "\n")
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_file(str(path), text)  # atomic; an OSError is a diagnostic
 
 
 def _save_optimizer(optimizer, path: Path) -> None:
@@ -343,9 +344,12 @@ def _last_checkpoint(run: Path) -> dict | None:
     last = run / CHECKPOINTS / "last.json"
     if not last.exists():
         return None
-    info = json.loads(last.read_text())
+    from ...dsl.textio import read_text  # bounded: the run directory is the user's too
+
+    info = json.loads(read_text(str(last)))
     history_file = run / CHECKPOINTS / "history.json"
-    info["history"] = json.loads(history_file.read_text()) if history_file.exists() else []
+    info["history"] = json.loads(read_text(str(history_file))) if history_file.exists() \
+        else []
     return info
 
 
@@ -361,7 +365,8 @@ def _prepare_run_dir(run: Path, options: TrainOptions, write: bool) -> dict | No
                          "choose another --out")
     if write and ckpt is not None:
         for p in (run / CHECKPOINTS).iterdir():
-            p.unlink()
+            if _CHECKPOINT_FILE.match(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink()  # only what a run writes there: never a user's file or folder
     return None
 
 
@@ -438,7 +443,11 @@ def prepare_run(net: Network, options: TrainOptions, classes: list[str],
     write = _is_chief(strategy)
     run = Path(options.out)
     if write:
-        run.mkdir(parents=True, exist_ok=True)
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrainError(f"cannot make the run directory `{run}`: "
+                             f"{exc.strerror or exc}") from None
     ckpt = _prepare_run_dir(run, options, write)
     return PreparedRun(net, options, list(classes), strategy, train_s, val_s, run, ckpt, write)
 
