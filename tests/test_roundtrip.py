@@ -158,6 +158,30 @@ def test_bare_list_gets_the_import_defaults(tmp_path):
         "peer", "lite", (3, 5, 11, 7))
 
 
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_fmt_keeps_what_a_list_file_leaves_to_import(tmp_path, name):
+    """`fmt -w` of a list file writes no setting the file left out: a bare official list
+    stays a bare list, an object keeps only its own settings, and `import` of the
+    rewritten file gives what it gave before."""
+    doc = json.loads((REFERENCE / "structures.json").read_text())[name]
+    forms = {"bare": doc["structure"], "object": {"structure": doc["structure"],
+                                                  "network": {"frames": 8}}}
+    for form, data in forms.items():
+        src = tmp_path / f"{form}.json"
+        src.write_text(json.dumps(data))
+        before, after = tmp_path / f"{form}-before.asn", tmp_path / f"{form}-after.asn"
+        _asnc("import", str(src), "-o", str(before))
+        _asnc("fmt", "-w", str(src))
+        rewritten = json.loads(src.read_text())
+        if form == "bare":
+            assert rewritten == doc["structure"]
+        else:
+            assert rewritten["network"] == {"frames": 8} and "depth" not in rewritten
+        _asnc("import", str(src), "-o", str(after))
+        assert after.read_text() == before.read_text()
+        _asnc("fmt", "--check", str(src))
+
+
 def test_import_flags_still_override_an_exported_file(tmp_path):
     src = tmp_path / "n.json"
     src.write_text(json.dumps(to_list(parse(ALL_LITE))))
