@@ -92,7 +92,7 @@ def make_viz(with_dot: bool) -> Callable[[str], None]:
         check(net)
         dot_text = to_dot(net)
         if dot is not None:
-            render_dot(dot_text, "svg", dot)
+            render_dot(dot_text, "svg")
     return run_viz
 
 

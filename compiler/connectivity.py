@@ -18,7 +18,12 @@ import networkx as nx
 from ..dsl.ir import Block, Input, Network
 from .graph import build_graph, node_level
 
-__all__ = ["ConnectReport", "connect_all", "clear_weights", "learnable_blocks", "with_weights"]
+__all__ = ["ConnectReport", "connect_all", "clear_weights", "learnable_blocks", "with_weights",
+           "rounded_weight", "LEARNED_DIGITS"]
+
+# Significant digits of a learned weight in a written `.asn`: readable, and far below what
+# moves a logit (a rounding error of 5e-7 relative in a gate; float32 itself is 6e-8).
+LEARNED_DIGITS = 6
 
 
 class ConnectReport:
@@ -115,3 +120,13 @@ def with_weights(net: Network, weights: Mapping[str, Sequence[float]]) -> Networ
                 raise ValueError(f"weight {w!r} of `{inp.source}` -> `{name}` is outside (0, 1)")
             inp.weight = w
     return new
+
+
+def rounded_weight(w: float, digits: int = LEARNED_DIGITS) -> float:
+    """``w`` in (0, 1) to ``digits`` significant digits, with more digits where fewer would
+    round onto 0 or 1 (a sigmoid saturating in float32), so the result stays a valid weight."""
+    for d in range(digits, 18):
+        r = float(f"{w:.{d}g}")
+        if 0.0 < r < 1.0:
+            return r
+    return float(w)

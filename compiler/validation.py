@@ -12,13 +12,15 @@ from collections import Counter
 
 import networkx as nx
 
-from ..dsl.diagnostics import Diagnostic, Diagnostics, Suggester, did_you_mean
+from ..dsl.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Suggester, did_you_mean
 from ..dsl.ir import BLOCK_MODULES, Block, Network, Stem
+from ..dsl.partial import PartialNetwork
 from ..dsl.perf import paused_gc
 from .analysis import ShapeError, analyse_graph
 from .graph import build_graph, node_level, reachable_to_heads
 
-__all__ = ["check", "check_names", "MAX_LEVEL", "MAX_STRIDE", "MAX_DILATION"]
+__all__ = ["check", "check_partial", "with_independent_errors", "check_names", "MAX_LEVEL",
+           "MAX_STRIDE", "MAX_DILATION"]
 
 MAX_LEVEL = 3
 MAX_STRIDE = 4
@@ -38,16 +40,39 @@ def check(net: Network, *, refused_modules: str = "error") -> Diagnostics:
         return _check(net, refused_modules)
 
 
-def _check(net: Network, refused_modules: str = "error") -> Diagnostics:
+def check_partial(partial: PartialNetwork) -> Diagnostics:
+    """The errors of what loaded of a network whose text has errors (`dsl.partial`): every
+    check that reads no placeholder setting and that a left-out node cannot have caused.
+    Shapes and reachability read the whole header and every node: they wait for the fix."""
+    with paused_gc():
+        return _check(partial.network, placeholders=partial.placeholders,
+                      dropped=partial.dropped, partial=True)
+
+
+def with_independent_errors(exc: DiagnosticError) -> DiagnosticError:
+    """`exc`, a loader's, with the errors of the part of the network that did load, in
+    source order: a bad header value hides no block error behind it."""
+    if exc.partial is None:
+        return exc
+    found = exc.diagnostics + list(check_partial(exc.partial))
+    found.sort(key=lambda x: (x.span.line, x.span.col) if x.span else (math.inf, 0))
+    return DiagnosticError(found, exc.source)
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _check(net: Network, refused_modules: str = "error", placeholders: frozenset[str] = _NONE,
+           dropped: frozenset[str] = _NONE, partial: bool = False) -> Diagnostics:
     d = Diagnostics()
-    names_ok = check_names(net, d)
+    names_ok = check_names(net, d, dropped)
     g = build_graph(net) if names_ok else None  # the graph needs every name resolved
     acyclic = g is not None and _check_acyclic(g, d)
-    _check_values(net, d)  # per node and header: independent of names and edges
+    _check_values(net, d, placeholders, dropped)  # per node and header: no names or edges
     if g is None or not acyclic:
         return d
-    _check_network(net, g, d)
-    if d.has_errors:
+    _check_network(net, g, d, placeholders, dropped)
+    if d.has_errors or partial:
         return d
     _check_shapes(net, g, d, refused_modules)
     if not d.has_errors:
@@ -55,7 +80,9 @@ def _check(net: Network, refused_modules: str = "error") -> Diagnostics:
     return d
 
 
-def check_names(net: Network, d: Diagnostics) -> bool:
+def check_names(net: Network, d: Diagnostics, dropped: frozenset[str] = frozenset()) -> bool:
+    """Names declared once and every name used declared (a node in `dropped`, one that did
+    not load, counts as declared: `check_partial`)."""
     seen: dict[str, Stem | Block] = {}
     ok = True
     for node in net.nodes:
@@ -74,7 +101,9 @@ def check_names(net: Network, d: Diagnostics) -> bool:
                     help="a block reads at least one node")
             ok = False
         for inp in node.inputs:
-            if inp.source not in seen:
+            if inp.source in dropped:
+                ok = False  # no graph: not all of its edges are known
+            elif inp.source not in seen:
                 d.error("ASN101", f"unknown input `{inp.source}` of block `{node.name}`",
                         inp.where("source"), help=suggest(inp.source))
                 ok = False
@@ -84,7 +113,9 @@ def check_names(net: Network, d: Diagnostics) -> bool:
                     node.where("name"), help="list each input once")
             ok = False
     for head in net.heads or []:
-        if head not in seen:
+        if head in dropped:
+            ok = False
+        elif head not in seen:
             d.error("ASN101", f"unknown head `{head}`", net.where(f"heads.{head}"),
                     help=suggest(head))
             ok = False
@@ -109,15 +140,19 @@ def _check_acyclic(g: nx.DiGraph, d: Diagnostics) -> bool:
     return False
 
 
-def _check_values(net: Network, d: Diagnostics) -> None:
+def _check_values(net: Network, d: Diagnostics, placeholders: frozenset[str] = _NONE,
+                  dropped: frozenset[str] = _NONE) -> None:
     hdr = net.header
+    # a check that reads a header setting holding a placeholder is left out (`check_partial`)
+    known = {f: f not in placeholders
+             for f in ("object_classes", "variant", "combine", "attention", "frames")}
     for node in net.nodes:
         if isinstance(node, Stem):
-            if node.type == "object" and hdr.object_classes is None:
+            if node.type == "object" and hdr.object_classes is None and known["object_classes"]:
                 d.error("ASN140", f"object stem `{node.name}` needs the number of object "
                         "classes", node.where("type"),
                         help="add e.g. `objects 151` to the network header")
-            if node.type == "object" and hdr.variant == "lite":
+            if node.type == "object" and hdr.variant == "lite" and known["variant"]:
                 d.error("ASN140", "the lite network takes no object stems", node.where("type"))
             continue
         if not 0 <= node.level <= MAX_LEVEL:
@@ -131,17 +166,19 @@ def _check_values(net: Network, d: Diagnostics) -> None:
                     f"range 1..{MAX_DILATION}", node.where("dilation"))
         _check_module(node, d)
         _check_weights(node, d)
-    if not net.stems:
+    if not net.stems and not dropped:
         d.error("ASN130", "the network has no stem", hdr.span,
                 help="add e.g. `stem r0 = rgb` to read the video")
-    if hdr.combine == "concat" and hdr.attention != "none":
+    if hdr.combine == "concat" and hdr.attention != "none" and known["combine"] and \
+            known["attention"]:
         d.error("ASN140", f"attention `{hdr.attention}` needs the `sigmoid` combine method",
                 hdr.where("attention"), help="attention is an AssembleNet++ feature; use "
                 "`combine sigmoid` or `attention none`")
-    if hdr.object_classes is not None and not any(s.type == "object" for s in net.stems):
+    if hdr.object_classes is not None and not any(s.type == "object" for s in net.stems) \
+            and not dropped:
         d.warning("ASN140", "`objects` is set but the network has no object stem",
                   hdr.where("object_classes"))
-    if hdr.frames < 2 and any(s.type == "flow" for s in net.stems):
+    if hdr.frames < 2 and any(s.type == "flow" for s in net.stems) and known["frames"]:
         d.error("ASN150", "flow stems need at least 2 frames", hdr.where("frames"))
 
 
@@ -188,17 +225,21 @@ def _check_weights(node: Block, d: Diagnostics) -> None:
                     inp.where("weight"), help="weights are the values after the sigmoid")
 
 
-def _check_network(net: Network, g: nx.DiGraph, d: Diagnostics) -> None:
+def _check_network(net: Network, g: nx.DiGraph, d: Diagnostics,
+                   placeholders: frozenset[str] = _NONE, dropped: frozenset[str] = _NONE
+                   ) -> None:
     hdr = net.header
     heads = net.head_names()
+    if dropped or "heads" in placeholders:
+        heads = heads or [""]  # a left-out node may be the head: no "no head" error
     if not heads:
         d.error("ASN130", "the network has no head: no level-3 block and no `heads`", hdr.span,
                 help="add a level-3 block or a `heads NAME` statement")
         return
-    if hdr.variant == "lite" and len(heads) > 1:
+    if hdr.variant == "lite" and len(heads) > 1 and "variant" not in placeholders:
         d.error("ASN140", "the lite head reads exactly one node", net.where("heads"),
                 help="list one node in `heads`")
-    if hdr.attention == "peer":
+    if hdr.attention == "peer" and "attention" not in placeholders:
         for b, late in _peer_conflicts(net, g):
             d.error("ASN140", f"peer attention of `{b.name}` needs `{late}` (a lower "
                     "level) but that node depends on it", b.where("name"),

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import TYPE_CHECKING, Iterable, Literal
 
 from .ir import Span
+
+if TYPE_CHECKING:
+    from .partial import PartialNetwork
 
 __all__ = ["Diagnostic", "Diagnostics", "DiagnosticError", "Source", "render", "did_you_mean",
            "Suggester", "to_json", "CODES"]
@@ -82,9 +85,13 @@ class Diagnostics(list):
 class DiagnosticError(Exception):
     """Raised by loaders and checkers; carries every diagnostic found, not just the first."""
 
-    def __init__(self, diagnostics: list[Diagnostic], source: "Source | None" = None):
+    def __init__(self, diagnostics: list[Diagnostic], source: "Source | None" = None,
+                 partial: "PartialNetwork | None" = None):
         self.diagnostics = list(diagnostics)
         self.source = source
+        # what a loader could build despite the errors (`dsl.partial`); the errors of the rest
+        # are `compiler.validation.check_partial`'s
+        self.partial = partial
         first = next((d for d in self.diagnostics if d.is_error), None)
         super().__init__(first.message if first else "invalid input")
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import Block, Header, Input, Network, Span, Stem
+from .partial import HEADER_FIELDS, PartialNetwork, placeholder_header
 from .pyerrors import pydantic_diagnostics
 from .syntax_tree import (
     ArgNode, BlockNode, DimsNode, FloatNode, HeadsNode, InputNode, IntNode, ListNode,
@@ -54,14 +55,24 @@ _KIND_WORDS: dict[_Kinds, str] = {
 _STEM_TYPES = ("rgb", "flow", "object")  # the values of `Stem.type`
 
 
-def build_network(statements: Sequence[Statement], diags: Diagnostics) -> Network | None:
-    """The Network the statements declare, or None after adding its problems to `diags`."""
-    return _Builder(diags).build(statements)
+def build_network(statements: Sequence[Statement], diags: Diagnostics
+                  ) -> tuple[Network | None, PartialNetwork | None]:
+    """The Network the statements declare, or (None, what loaded of it) after adding its
+    problems to `diags` (`dsl.partial`: the errors of the rest are still reported)."""
+    builder = _Builder(diags)
+    net = builder.build(statements)
+    if not diags.has_errors:
+        return net, None
+    if net is None:
+        return None, None
+    return None, PartialNetwork(net, frozenset(builder.placeholders), frozenset(builder.dropped))
 
 
 class _Builder:
     def __init__(self, diags: Diagnostics):
         self.diags = diags
+        self.placeholders: set[str] = set()  # header fields holding a default (`dsl.partial`)
+        self.dropped: set[str] = set()  # nodes that did not load
 
     def build(self, statements: Sequence[Statement]) -> Network | None:
         header: Header | None = None
@@ -78,10 +89,14 @@ class _Builder:
                 stem = self._stem(st)
                 if stem is not None:
                     nodes.append(stem)
+                else:
+                    self.dropped.add(st.name)
             elif isinstance(st, BlockNode):
                 block = self._block(st)
                 if block is not None:
                     nodes.append(block)
+                else:
+                    self.dropped.add(st.name)
             else:
                 if heads is not None:
                     self.diags.error("ASN010", "`heads` is declared twice", st.span,
@@ -93,9 +108,10 @@ class _Builder:
                 self.diags.error("ASN010", "missing `network NAME { ... }` header",
                                  Span(line=1, col=1, end_line=1, end_col=2),
                                  help="start the file with e.g. `network mynet { depth 50 }`")
-            return None
-        if self.diags.has_errors:
-            return None
+                return None
+            # other errors come first; check the nodes against a header of defaults
+            header = Header(name="network")
+            self.placeholders.update(HEADER_FIELDS)
         net = Network(header=header, nodes=nodes,
                       heads=list(heads.names) if heads is not None else None)
         if heads is not None:
@@ -110,7 +126,7 @@ class _Builder:
         self.diags.error(code, f"`{key}` expects {what}, got `{plain_value(val)}`", val.span)
         return False
 
-    def _header(self, st: NetworkNode) -> Header | None:
+    def _header(self, st: NetworkNode) -> Header:
         data: dict[str, Any] = {"name": st.name}
         spans: dict[str, Span] = {"name": st.name_span}
         seen: dict[str, Span] = {}
@@ -128,6 +144,7 @@ class _Builder:
             seen[key] = key_span
             field, kinds, what = SETTINGS[key]
             if not self._check_kind(key, val, kinds, what, "ASN010"):
+                self.placeholders.add(field)
                 continue
             value = plain_value(val)
             if key == "size" and isinstance(val, IntNode):
@@ -136,6 +153,7 @@ class _Builder:
                 if len(value) != 4 or not all(isinstance(v, int) for v in value):
                     self.diags.error("ASN010", "`depth` as a list needs four integers "
                                      f"(units per level), got `{value}`", val.span)
+                    self.placeholders.add(field)
                     continue
                 value = tuple(value)
             data[field] = value
@@ -145,7 +163,10 @@ class _Builder:
         except ValidationError as exc:
             pydantic_diagnostics(exc, self.diags, lambda loc: spans.get(str(loc[0])) if loc
                                  else st.span, "ASN010", names=_FIELD_TO_SETTING)
-            return None
+            # defaults stand in for the invalid values, so the blocks are still checked
+            header, bad = placeholder_header(data, exc)
+            self.placeholders.update(bad)
+            spans = {k: v for k, v in spans.items() if k not in bad}
         header.span = st.span
         header.attr_spans = spans
         return header

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from .diagnostics import DiagnosticError, Diagnostics, Source
 from .ir import LITE_UNITS, STEM_LIST_CODES, Block, Header, Input, Network, Span, Stem
+from .partial import HEADER_FIELDS, PartialNetwork, placeholder_header
 from .pyerrors import pydantic_diagnostics
 
 __all__ = ["load_list", "to_list", "is_list_format", "default_name",
@@ -54,6 +55,8 @@ class _ListReader:
     def __init__(self, positions: dict[tuple, tuple[int, int]], diags: Diagnostics):
         self.positions = positions
         self.diags = diags
+        self.placeholders: set[str] = set()  # header settings holding a default (`dsl.partial`)
+        self.dropped: set[str] = set()  # nodes that did not load
 
     def at(self, path: tuple) -> Span | None:
         while path not in self.positions and path:
@@ -115,23 +118,24 @@ class _ListReader:
         if not isinstance(settings, dict):
             self.error("ASN004", "`network` must be an object of header settings", ("network",))
             settings = {}
+            self.placeholders.update(HEADER_FIELDS)  # whatever it meant is unknown
         header = self._header({"name": name, **settings, "depth": depth})
-        if header is not None:
-            header.span = self.at(root)  # "no head", "no stem": point at the structure
+        header.span = self.at(root)  # "no head", "no stem": point at the structure
         if names is None:
             names = [default_name(i, node) for i, node in enumerate(structure)]
         nodes = []
         for i, node in enumerate(structure):
             nodes.append(self._node(i, node, root + (i,), names,
                                     modules[i] if modules is not None else None))
+            if nodes[-1] is None:
+                self.dropped.add(names[i])
         if weights is not None:
             self._weights(weights, nodes, ("weights",) if isinstance(data, dict) else ())
         if heads is not None:
             if not isinstance(heads, list) or not all(isinstance(h, str) for h in heads):
                 self.error("ASN004", "`heads` must be a list of node names", ("heads",))
                 heads = None
-        if self.diags.has_errors or header is None:
-            return None
+                self.placeholders.add("heads")
         if order is not None:
             nodes = [nodes[k] for k in order]
         net = Network(header=header, nodes=[n for n in nodes if n is not None], heads=heads)
@@ -142,7 +146,8 @@ class _ListReader:
             net.attr_spans.update({k: s for k, s in spans.items() if s is not None})
         return net
 
-    def _header(self, fields: dict) -> Header | None:
+    def _header(self, fields: dict) -> Header:
+        """The header; with errors, defaults stand in for the invalid settings."""
         try:
             return Header(**fields)
         except ValidationError as exc:
@@ -151,10 +156,12 @@ class _ListReader:
                     return self.at(("depth",))
                 return self.at(("network",) + tuple(loc[:1]))
             pydantic_diagnostics(exc, self.diags, locate, "ASN010")
-            return None
+            header, bad = placeholder_header(fields, exc)
         except TypeError as exc:
             self.error("ASN010", f"invalid header settings: {exc}", ("network",))
-            return None
+            header, bad = placeholder_header(fields, exc)
+        self.placeholders.update(bad)
+        return header
 
     def _node(self, i: int, node: Any, path: tuple, names: list, module: str | None = None):
         if not isinstance(node, list) or not node:
@@ -275,11 +282,14 @@ class _ListReader:
                 self.error("ASN110", f"node {i} has {len(node.inputs)} inputs but "
                            f"{len(values)} weights", p)
                 continue
+            bad = [k for k, w in enumerate(values)
+                   if not isinstance(w, (int, float)) or isinstance(w, bool)]
+            for k in bad:
+                self.error("ASN111", f"weight {k} of node {i} must be a number, got "
+                           f"`{_short(values[k])}`", p + (0, k))
+            if bad:  # none, not some: the others would look like missing weights
+                continue
             for k, (w, inp) in enumerate(zip(values, node.inputs)):
-                if not isinstance(w, (int, float)) or isinstance(w, bool):
-                    self.error("ASN111", f"weight {k} of node {i} must be a number, got "
-                               f"`{_short(w)}`", p + (0, k))
-                    continue
                 inp.weight = float(w)
                 inp.attr_spans["weight"] = self.at(p + (0, k))
 
@@ -291,9 +301,12 @@ def _short(v: Any) -> str:
 
 def load_list(data: Any, positions: dict, source: Source, name: str) -> Network:
     diags = Diagnostics()
-    net = _ListReader(positions, diags).read(data, name)
+    reader = _ListReader(positions, diags)
+    net = reader.read(data, name)
     if diags.has_errors or net is None:
-        raise DiagnosticError(diags, source)
+        partial = PartialNetwork(net, frozenset(reader.placeholders),
+                                 frozenset(reader.dropped)) if net is not None else None
+        raise DiagnosticError(diags, source, partial)
     return net
 
 

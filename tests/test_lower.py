@@ -73,7 +73,7 @@ def test_example_inputs(published):
     T, (H, W) = net.header.frames, net.header.size
     want = {"video": (None, T, H, W, 3)}
     if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
-        want["object"] = (None, H, W, net.header.object_classes)  # folded, like the reference
+        want["object"] = (None, T, H, W, net.header.object_classes)  # folded in the model
     assert inputs == want
     has_flow = any(isinstance(n, Stem) and n.type == "flow" for n in net.nodes)
     if has_flow:

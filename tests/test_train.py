@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from asn.cli.common import apply_overrides
@@ -105,8 +104,7 @@ def test_train_lowers_loss_and_writes_run(tiny, data_dir, run_dir, mirrored):
     assert 0.0 <= m["final"]["val_accuracy"] <= 1.0 and m["final"]["val_loss"] > 0
     assert set(m["connections"]) == {"low", "mid", "top"}
     assert (run_dir / "labels.txt").read_text().split() == m["classes"]
-    last = json.loads((run_dir / "checkpoints" / "last.json").read_text())
-    assert last["epoch"] == 2 and (run_dir / "checkpoints" / last["weights"]).exists()
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-2")
 
     # The run's network has the data's classes; with it, final.weights.h5 loads into
     # build_model (the `asnc compile --weights` contract). Same seed, same initial weights:
@@ -134,13 +132,27 @@ def test_resume_continues_with_optimizer_state(tiny, data_dir, run_dir):
     assert [e["epoch"] for e in m["history"]] == [1, 2, 3]
     assert m["history"][:2] == first
     ckpt = run_dir / "checkpoints"
-    assert sorted(p.name for p in ckpt.glob("epoch-*")) == [
-        "epoch-002.optimizer.npz", "epoch-002.weights.h5",
-        "epoch-003.optimizer.npz", "epoch-003.weights.h5"]
-    with np.load(ckpt / "epoch-003.optimizer.npz") as f:
-        index = next(i for i, p in enumerate(f["__paths__"]) if p.endswith("/iteration"))
-        iterations = int(f[str(index)])
-    assert iterations == 3 * 3  # the counter went on from epoch 2's 6 steps
+    assert sorted(p.name for p in ckpt.glob("ckpt-*.index")) == ["ckpt-2.index", "ckpt-3.index"]
+    saved = tf.train.load_checkpoint(str(ckpt / "ckpt-3"))
+    assert int(saved.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")) == 3
+    iterations = int(saved.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert iterations == m["config"]["iterations"] == 3 * 3  # went on from epoch 2's 6 steps
+    # The CSV holds exactly the checkpoint's epochs, also after the resume.
+    assert [r.split(",")[0] for r in (run_dir / "metrics.csv").read_text().split()[1:]] == \
+        ["1", "2", "3"]
+
+
+def test_old_checkpoint_format_is_a_clear_message(tiny, data_dir, tmp_path, capsys):
+    old = tmp_path / "old" / "checkpoints"
+    old.mkdir(parents=True)
+    (old / "last.json").write_text('{"epoch": 1, "weights": "epoch-001.weights.h5", '
+                                   '"optimizer": "epoch-001.optimizer.npz"}')
+    (old / "epoch-001.optimizer.npz").write_bytes(b"")
+    assert main(["train", str(tiny), "--data", str(data_dir), "--epochs", "2", "--resume",
+                 "--out", str(tmp_path / "old"), *TRAIN]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoints of an earlier asnc" in err and "--overwrite" in err
+    assert "Traceback" not in err
 
 
 def test_search_writes_learned_weights(tiny, data_dir, tmp_path):
@@ -153,7 +165,7 @@ def test_search_writes_learned_weights(tiny, data_dir, tmp_path):
     assert format_network(learned) == text  # canonical
     assert "# A tiny network for the training tests." in text  # comments kept
     assert "stem motion = flow  # computed in-network from the frames" in text
-    assert learned.header.classes == 7  # the source's header, not the run's
+    assert learned.header.classes == CLASSES  # the run's header, not the source's
     blocks = learned.node_map()
     assert [i.weight for i in blocks["mid"].inputs] == [0.7, 0.3]  # given: kept exactly
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -161,13 +173,15 @@ def test_search_writes_learned_weights(tiny, data_dir, tmp_path):
     initial = connection_weights(lower(net, seed=0, form=LoweringForm.training()), net)
     for name in ("low", "top"):
         ws = [i.weight for i in blocks[name].inputs]
-        assert ws == metrics["connections"][name]  # full precision
-        assert all(0.0 < w < 1.0 and w == float(np.float32(w)) for w in ws)
+        full = metrics["connections"][name]
+        assert ws == [float(f"{w:.6g}") for w in full]  # 6 significant digits
+        assert all(0.0 < w < 1.0 and abs(w - f) <= 5e-7 for w, f in zip(ws, full))
         # Adam moves each logit by about lr per step, but signs may alternate over 3 steps:
         # require a real move (float32 resolution near 0.5 is 6e-8), not a large one.
         assert all(abs(w - w0) > 1e-4 for w, w0 in zip(ws, initial[name])), (ws, initial[name])
     assert all(len(b.inputs) == 1 or all(i.weight is not None for i in b.inputs)
                for b in learned.blocks)
+    assert (tmp_path / "run" / "learned.asn").read_text() == text  # beside the weights
 
 
 def test_mirrored_over_two_logical_cpus(mirrored):

@@ -6,6 +6,7 @@ Output directory (written atomically: built next to OUT, then renamed into place
     OUT/saved_model/   TF SavedModel, signature `serving_default`: video[, object] -> logits
     OUT/model.onnx     the same function as ONNX (tf2onnx, opset 17 by default)
     OUT/report.json    stats, passes, parameter counts, parity, artifact sizes, timings
+    OUT/serving/<name>/<version>/   with --serving-layout: the SavedModel for TF Serving
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
+from ..backends.tensorflow.outdir import FORMATS  # TF-free: the artifact names, one place
 from .common import EXIT_BAD_INPUT, allow_user_modules, err_console, load_checked, out
 from .app import app
 from .options import (ClassesOpt, DisablePassOpt, FramesOpt, ImportModulesOpt, PassesOpt,
@@ -28,11 +30,22 @@ PHASES = {"build": "lower to Keras", "weights": "load weights",
           "onnx": "ONNX (tf2onnx)", "verify": "verify TF vs ONNX Runtime"}
 
 
+def _artifact_formats(value: str) -> str:
+    """`--format`'s comma-separated list, each name one of FORMATS (else a usage error)."""
+    items = [f.strip().lower() for f in value.split(",") if f.strip()]
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        got = f"`{bad[0]}` is no artifact format" if bad else "no format given"
+        raise typer.BadParameter(f"{got}; choose from {', '.join(FORMATS)} (comma-separated)")
+    return ",".join(dict.fromkeys(items))
+
+
 @app.command("compile")
 def compile_cmd(
     file: str = typer.Argument(..., help="A network file (.asn, JSON form or list format)."),
-    output: str = typer.Option(..., "-o", "--output", help="Output directory (replaced "
-                               "atomically; an existing one must be an earlier asnc output)."),
+    output: str = typer.Option(..., "-o", "--output", metavar="DIR", help="Output directory "
+                               "(replaced atomically; an existing one must be an earlier asnc "
+                               "output)."),
     level: int = typer.Option(1, "-O", min=0, max=2, help="0: as written (the reference "
                               "form); 1: exact passes (dead-node elimination, repflow-slices, "
                               "fold-batchnorm, fold-edge-weights), each proved on random "
@@ -51,11 +64,22 @@ def compile_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="Trained weights: a Keras "
                                           "`.weights.h5` file (model.save_weights) or a "
                                           "`.keras` file of the same network and size."),
-    formats: str = typer.Option("savedmodel,onnx", "--format", help="Comma-separated: "
-                                "savedmodel, onnx."),
+    formats: str = typer.Option(",".join(FORMATS), "--format", metavar="FORMAT[,FORMAT]",
+                                callback=_artifact_formats, help="The artifacts to write, "
+                                f"comma-separated: {', '.join(FORMATS)}."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the TF vs ONNX Runtime "
                                    "parity check."),
+    serving_layout: bool = typer.Option(False, "--serving-layout", help="Also write TF "
+                                        "Serving's layout OUT/serving/<name>/<version>/ "
+                                        "(hard links to OUT/saved_model's files)."),
+    serving_version: int = typer.Option(1, "--serving-version", min=1, metavar="N",
+                                        help="Version directory of --serving-layout (also "
+                                        "the ONNX model_version)."),
+    labels: Optional[str] = typer.Option(None, "--labels", metavar="FILE", help="Class names, "
+                                         "one per line, copied to OUT/labels.txt (default: "
+                                         "the labels.txt beside --weights, as a training run "
+                                         "writes it)."),
     import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Lower to TensorFlow; emit a SavedModel and ONNX; verify they agree."""
@@ -76,7 +100,9 @@ def compile_cmd(
     try:
         options = CompileOptions(seed=seed, batch=batch, formats=tuple(formats.split(",")),
                                  opset=opset, verify=not no_verify, weights=weights,
-                                 source=file)
+                                 source=file, serving_layout=serving_layout,
+                                 serving_version=serving_version,
+                                 labels=_labels(labels, weights, optimised.network))
     except CompileError as exc:
         _fail(file, str(exc))
     _quiet_converters()
@@ -89,6 +115,24 @@ def compile_cmd(
     except UserModuleError as exc:
         _fail(file, f"block `{exc.node}`: {exc.message}")
     _summary(result, optimised.stats())
+
+
+def _labels(given: Optional[str], weights: Optional[str], net) -> tuple[str, ...] | None:
+    """The class names to write into OUT: `--labels`, else those of the run the weights
+    come from (its labels.txt, when the class count fits)."""
+    from .labels import LabelsError, labels_beside, read_labels
+
+    path = given or (labels_beside(weights) if weights else None)
+    if path is None:
+        return None
+    try:
+        return tuple(read_labels(path, net.header.classes))
+    except LabelsError as exc:
+        if given is None:  # found, not asked for: a note, and no labels
+            err_console.print(f"note: not copying {exc.path}: {exc.message}")
+            return None
+        err_console.print(str(exc))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def _quiet_converters() -> None:
@@ -105,10 +149,12 @@ def _quiet_converters() -> None:
 
 
 class _Progress:
-    """One line per phase: a live spinner on a terminal, plain lines otherwise."""
+    """A live spinner per phase on a terminal; otherwise (piped, a CI log) a plain line as
+    each phase starts and one as it ends, flushed at once: no silent minute."""
 
-    def __init__(self):
-        self.live = err_console.is_terminal
+    def __init__(self, console=None):
+        self.console = console or err_console
+        self.live = self.console.is_terminal
         self.tasks: dict[str, int] = {}
         self.t0: dict[str, float] = {}
         if self.live:
@@ -117,7 +163,7 @@ class _Progress:
             self.bar = Progress(SpinnerColumn(finished_text="[green]✓[/]"),
                                 TextColumn("{task.description}", markup=False),
                                 TimeElapsedColumn(),
-                                console=err_console, transient=False)
+                                console=self.console, transient=False)
 
     def __enter__(self):
         if self.live:
@@ -135,12 +181,18 @@ class _Progress:
             self.t0[name] = time.perf_counter()
             if self.live:
                 self.tasks[name] = self.bar.add_task(label, total=1)
+            else:
+                self._line(f"{label} ...")
             return
         took = time.perf_counter() - self.t0.get(name, time.perf_counter())
         if self.live:
             self.bar.update(self.tasks[name], completed=1)
         else:
-            err_console.print(f"{label}: done ({took:.1f} s)")
+            self._line(f"{label}: done ({took:.1f} s)")
+
+    def _line(self, text: str) -> None:
+        self.console.print(text)
+        self.console.file.flush()  # a pipe is block-buffered: show the line now
 
 
 def _fail(file: str, message: str):
@@ -192,6 +244,8 @@ def _summary(result, stats) -> None:
                       f"of the largest logit)")
     for name, info in r["artifacts"].items():
         t.add_row(name, _size(info["bytes"]))
+    if r.get("serving"):
+        t.add_row(r["serving"]["path"], "TF Serving layout (hard links to saved_model)")
     if r["parity"]:
         par = r["parity"]
         t.add_row("parity", f"max |TF - ONNX| = {par['max_abs_diff']:.2e} "

@@ -15,7 +15,7 @@ import typer
 from ..dsl.diagnostics import CODES, DiagnosticError, Source, to_json
 from .app import app
 from .common import (EXIT_BAD_INPUT, allow_user_modules, apply_overrides, atomic_write,
-                     err_console, load_checked, out, print_diagnostics)
+                     err_console, load_checked, load_network, out, print_diagnostics)
 from .options import ClassesOpt, FramesOpt, ImportModulesOpt, SizeOpt
 
 __all__ = ["check", "fmt", "import_", "export", "stats", "schema"]
@@ -28,30 +28,42 @@ class Attention(str, enum.Enum):
     peer = "peer"
 
 
+class Form(str, enum.Enum):
+    """`export --to` choices: the three surface forms."""
+    json = "json"
+    list = "list"
+    asn = "asn"
+
+
 @app.command()
 def check(
-    file: str = typer.Argument(..., help="A .asn, JSON-form or list-format file."),
+    file: Optional[str] = typer.Argument(None, help="A .asn, JSON-form or list-format file "
+                                         "(not needed with --explain)."),
     json_out: bool = typer.Option(False, "--json", help="Print diagnostics as a JSON list."),
-    explain: Optional[str] = typer.Option(None, "--explain", help="Explain a code, e.g. ASN101."),
+    explain: Optional[str] = typer.Option(None, "--explain", metavar="CODE",
+                                          help="Explain a code, e.g. ASN101, and exit."),
     import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Parse and validate; report every problem with its position."""
     from ..compiler.validation import check as run_check
-    from ..dsl.loader import load_text
     from ..dsl.textio import read_text
 
     if explain:
         code = explain.upper()
         if code not in CODES:
-            raise typer.BadParameter(f"unknown code `{explain}`; codes are {', '.join(CODES)}")
+            raise typer.BadParameter(f"unknown code `{explain}`; codes are {', '.join(CODES)}",
+                                     param_hint="'--explain'")
         out.print(f"{code}: {CODES[code]}")
         return
+    if file is None:
+        raise typer.BadParameter("give a network file (or --explain CODE)",
+                                 param_hint="'FILE'")
     allow_user_modules(import_modules)
     text = ""
     source = None
     try:
         text = read_text(file)
-        net = load_text(text, file)
+        net = load_network(text, file)
         diags = run_check(net)
     except DiagnosticError as exc:
         diags, source = exc.diagnostics, exc.source
@@ -82,13 +94,13 @@ def fmt(
     `asnc export --to json|list` writes); `--check` compares in that form too.
     """
     from ..dsl.listformat import to_list_as_given
-    from ..dsl.loader import load_text, surface_form
+    from ..dsl.loader import surface_form
     from ..dsl.textio import read_text
 
     unformatted = []
     for file in files:
         text = read_text(file)
-        net = load_text(text, file)
+        net = load_network(text, file)
         form = surface_form(text, file)
         if form == "list":  # settings the file leaves to `import`'s defaults stay left out
             canonical = json.dumps(to_list_as_given(net, text), indent=1) + "\n"
@@ -110,10 +122,13 @@ def fmt(
 @app.command("import")
 def import_(
     file: str = typer.Argument(..., help="A list-format (or JSON-form) file."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the .asn here."),
-    name: Optional[str] = typer.Option(None, "--name", help="Network name (default: file name)."),
-    pick: Optional[str] = typer.Option(None, "--pick", help="In a file holding several "
-                                       "structures by name (structures.json), the one to import."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="FILE",
+                                         help="Write the .asn here."),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME",
+                                       help="Network name (default: file name)."),
+    pick: Optional[str] = typer.Option(None, "--pick", metavar="NAME", help="In a file "
+                                       "holding several structures by name (structures.json), "
+                                       "the one to import."),
     frames: Optional[int] = FramesOpt,
     size: Optional[Tuple[int, int]] = SizeOpt,
     classes: Optional[int] = ClassesOpt,
@@ -132,14 +147,16 @@ def import_(
     """
     from ..compiler.validation import check as run_check
     from ..dsl.listformat import with_import_defaults
-    from ..dsl.loader import load_text
     from ..dsl.printer import format_network
     from ..dsl.textio import read_text
 
     text = read_text(file)
-    net = load_text(text, file, name or pick, pick=pick)
-    net = with_import_defaults(net, text, name, attention.value if attention else None,
-                               objects, lite, pick=pick)
+
+    def defaults(net):
+        return with_import_defaults(net, text, name, attention.value if attention else None,
+                                    objects, lite, pick=pick)
+
+    net = defaults(load_network(text, file, name or pick, pick=pick, adjust=defaults))
     net = apply_overrides(net, frames, size, classes)
     diags = run_check(net, refused_modules="note")
     print_diagnostics(diags, Source(file, text))
@@ -156,12 +173,14 @@ def import_(
 @app.command()
 def export(
     file: str = typer.Argument(..., help="A .asn (or any accepted) file."),
-    to: str = typer.Option("json", "--to", help="json | list | asn"),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+    to: Form = typer.Option(Form.json, "--to", help="The form to write: the JSON form, the "
+                            "official list format or .asn text."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="FILE",
+                                         help="Write here, not stdout."),
 ) -> None:
     """Print the network as the JSON form, the official list format, or .asn text."""
     net, _ = load_checked(file, refused_modules="note")
-    text = export_text(net, to)
+    text = export_text(net, to.value)
     if output:
         atomic_write(output, text)
     else:

@@ -25,9 +25,11 @@ def opt(
     disable: Optional[List[str]] = DisablePassOpt,
     prune_threshold: Optional[float] = PruneThresholdOpt,
     top_k: Optional[int] = TopKOpt,
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the .asn here "
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="FILE",
+                                         help="Write the .asn here "
                                          "(default: stdout)."),
-    report: Optional[str] = typer.Option(None, "--report", help="Write the pass reports "
+    report: Optional[str] = typer.Option(None, "--report", metavar="FILE",
+                                         help="Write the pass reports "
                                          "here as JSON."),
     list_passes: bool = typer.Option(False, "--list-passes", help="List the passes and exit."),
     import_modules: bool = ImportModulesOpt,

@@ -7,6 +7,7 @@ stays fast. `connect` is a pure source-to-source command and never imports it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import inspect
 import os
@@ -19,12 +20,23 @@ import typer
 from .app import app
 from .common import (EXIT_BAD_INPUT, allow_user_modules, apply_overrides, atomic_write,
                      err_console, load_checked, out, print_diagnostics)
-from .options import FramesOpt, ImportModulesOpt, SizeOpt
+from .options import FramesOpt, ImportModulesOpt, SizeOpt, Strategy, StrategyOpt
 
 __all__ = ["train", "search", "connect", "RunArgs"]
 
 # Also in backends.tensorflow.train; repeated here to refuse a bad name without TensorFlow.
 STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+class LrSchedule(str, enum.Enum):
+    """`--lr-schedule` (backends.tensorflow.schedules.SCHEDULES; typer refuses others)."""
+    constant = "constant"
+    cosine = "cosine"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 def _option(option) -> typing.Any:
@@ -60,12 +72,22 @@ class RunArgs:
                                         "state)."))
     overwrite: bool = _option(typer.Option(False, "--overwrite", help="Start again in a run "
                                            "directory that holds checkpoints."))
-    strategy: str = _option(typer.Option("default", "--strategy", help="default | mirrored (all "
-                                         "GPUs, or all logical CPUs) | multiworker (cluster "
-                                         "from TF_CONFIG)."))
+    strategy: Strategy = _option(StrategyOpt)
     cache: bool = _option(typer.Option(False, "--cache", help="Keep decoded videos in memory "
                                        "(small data)."))
     xla: bool = _option(typer.Option(False, "--xla", help="Compile the training step with XLA."))
+    lr_schedule: LrSchedule = _option(typer.Option(LrSchedule.constant, "--lr-schedule",
+                                                   metavar="SCHEDULE", help="constant | cosine "
+                                                   "(decay to 0 at the last step, as the Model "
+                                                   "Garden's video configs)."))
+    warmup_epochs: float = _option(typer.Option(0.0, "--warmup-epochs", min=0.0, metavar="E",
+                                                help="Linear "
+                                                "learning-rate warm-up from 0 over this many "
+                                                "epochs (fractions allowed)."))
+    mixed_precision: bool = _option(typer.Option(False, "--mixed-precision", help="Keras "
+                                                 "mixed_float16 policy (float16 compute, "
+                                                 "float32 variables and logits; loss "
+                                                 "scaling)."))
     import_modules: bool = _option(ImportModulesOpt)
 
 
@@ -135,6 +157,9 @@ def _check_arguments(args: RunArgs) -> None:
         raise _stop(f"data folder `{args.data}` does not exist")
     if args.strategy not in STRATEGIES:
         raise _stop(f"unknown strategy `{args.strategy}`; choose {', '.join(STRATEGIES)}")
+    if args.warmup_epochs > args.epochs:
+        raise _stop(f"--warmup-epochs {args.warmup_epochs:g} is longer than the "
+                    f"{args.epochs} epochs of the run")
     if args.val_list is not None and not os.path.isfile(args.val_list):
         raise _stop(f"validation list `{args.val_list}` does not exist")
 
@@ -179,22 +204,24 @@ def _options(args: RunArgs, default_out: str):
                             batch=args.batch, lr=args.lr, steps=args.steps,
                             val_ratio=args.val_ratio, val_list=args.val_list, seed=args.seed,
                             resume=args.resume, overwrite=args.overwrite,
-                            strategy=args.strategy, cache=args.cache, xla=args.xla)
+                            strategy=args.strategy, cache=args.cache, xla=args.xla,
+                            lr_schedule=str(args.lr_schedule),
+                            warmup_epochs=args.warmup_epochs,
+                            mixed_precision=args.mixed_precision)
     except ValueError as exc:
         raise _stop(str(exc)) from None
 
 
 def _run(net, options, classes, samples):
     """Prepare the run, write `RUN/net.asn` (the chief), train."""
-    from ..backends.tensorflow.train import CHECKPOINTS, TrainError, prepare_run
+    from ..backends.tensorflow.train import TrainError, prepare_run
     from ..backends.tensorflow.train import train as run_train
     from .rundir import resume_blocker, write_network
 
-    if options.resume and not os.path.exists(os.path.join(options.out, CHECKPOINTS,
-                                                          "last.json")):
-        err_console.print(f"note: no checkpoint in `{options.out}`; starting at epoch 1")
     try:
         run = prepare_run(net, options, classes, samples)
+        if options.resume and run.checkpoint is None:
+            err_console.print(f"note: no checkpoint in `{options.out}`; starting at epoch 1")
         blocker = resume_blocker(run.dir, net) if run.checkpoint is not None else None
         if blocker:
             raise _stop(blocker)
@@ -259,33 +286,37 @@ def search(
     args: RunArgs,
 ) -> None:
     """One-shot connectivity search: train with learnable connection weights, write them into
-    the source as `@w` (canonical text, comments kept)."""
-    from ..compiler.connectivity import clear_weights, learnable_blocks, with_weights
+    the network as `@w` (header as trained, comments kept); `asnc compile OUTPUT --weights
+    RUN/final.weights.h5` then needs no other flag."""
+    from ..compiler.connectivity import learnable_blocks, rounded_weight, with_weights
     from ..compiler.validation import check
-    from ..dsl.loader import load_text
     from ..dsl.printer import format_network
-    from ..dsl.textio import read_text
 
     _check_arguments(args)
     net, classes, samples = _load_for_training(file, args, relearn, search=True)
     learnable = learnable_blocks(net)
     options = _options(args, os.path.join("runs", f"{net.header.name}-search"))
     result = _run(net, options, classes, samples)
-    # Write into the source as written (its header, its comments), not the overridden copy.
-    source_net = load_text(read_text(file), file)
-    if relearn:
-        source_net = clear_weights(source_net)
-    learned = with_weights(source_net, {b: result.connections[b] for b in learnable})
+    # The network as trained (frames, size and classes of the run; the source's comments),
+    # so the file fits the weights beside it. Learned weights to 6 significant digits:
+    # compiled without --weights they change the logits by far less than 1e-4.
+    learned = with_weights(result.net, {b: [rounded_weight(w) for w in result.connections[b]]
+                                        for b in learnable})
     diags = check(learned)
     if any(d.is_error for d in diags):  # cannot happen for weights in (0, 1); guard anyway
         print_diagnostics(diags, None)
         raise typer.Exit(EXIT_BAD_INPUT)
     if not _chief():  # in a multi-worker run only the chief writes and reports
         return
-    atomic_write(output, format_network(learned))
+    from .rundir import write_learned
+
+    text = format_network(learned)
+    write_learned(result.run_dir, text)
+    atomic_write(output, text)
     _summary(result, learnable)
     err_console.print(f"wrote {output} ({sum(len(result.connections[b]) for b in learnable)} "
-                      f"learned weights in {len(learnable)} blocks)")
+                      f"learned weights in {len(learnable)} blocks; also "
+                      f"{result.run_dir / 'learned.asn'})")
 
 
 def _chief() -> bool:

@@ -33,7 +33,7 @@ def viz(
     import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Draw stems, blocks by level and the classifier, with weighted connections."""
-    from ..backends.graphviz import FORMATS, RenderError, find_dot, render, to_dot
+    from ..backends.graphviz import FORMATS, ExecutableNotFound, RenderError, render, to_graph
 
     fmt = None
     if output:
@@ -44,7 +44,8 @@ def viz(
                                      f"`{output}`")
     allow_user_modules(import_modules)
     net, _ = load_checked(file, frames, size, classes)
-    text = to_dot(net, prune_threshold, top_k, peer_edges)
+    graph = to_graph(net, prune_threshold, top_k, peer_edges)
+    text = graph.source
     if output is None:
         sys.stdout.write(text)
         return
@@ -52,8 +53,10 @@ def viz(
         atomic_write(output, text)
         err_console.print(f"wrote {output}")
         return
-    dot = find_dot()
-    if dot is None:
+    assert fmt is not None  # set from the output's extension
+    try:
+        data = render(graph, fmt)
+    except ExecutableNotFound:  # graphviz's own error: no `dot` on PATH
         dot_path = os.path.splitext(output)[0] + ".dot"
         atomic_write(dot_path, text)
         err_console.print(f"Graphviz `dot` is not installed, so {output} was not rendered; "
@@ -62,8 +65,6 @@ def viz(
                           "after installing Graphviz (e.g. `apt-get install graphviz`, "
                           "`brew install graphviz`).")
         return
-    try:
-        data = render(text, fmt, dot)
     except RenderError as exc:
         err_console.print(f"asnc: dot failed to render {output}: {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from dataclasses import replace
+from typing import Callable, Optional
 
 from rich.console import Console
 
@@ -13,8 +14,9 @@ from ..dsl.loader import load_text
 from ..dsl.outputs import write_file
 from ..dsl.textio import read_text
 
-__all__ = ["err_console", "out", "load_checked", "apply_overrides", "print_diagnostics",
-           "atomic_write", "allow_user_modules", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
+__all__ = ["err_console", "out", "load_network", "load_checked", "apply_overrides",
+           "print_diagnostics", "atomic_write", "allow_user_modules", "EXIT_OK",
+           "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2
 # Paths, names and messages printed here are the user's text: with markup and emoji off, no
@@ -74,6 +76,21 @@ def apply_overrides(net: Network, frames: Optional[int] = None,
     return net.model_copy(update={"header": header})
 
 
+def load_network(text: str, path: str, name: str | None = None, pick: str | None = None,
+                 adjust: Callable[[Network], Network] | None = None) -> Network:
+    """`load_text`, whose DiagnosticError also holds the errors of the part of the network
+    that loaded: a header error hides no block error behind it (`dsl/partial.py`). `adjust`:
+    what the command does to the network before checking it (`import`'s defaults)."""
+    from ..compiler.validation import with_independent_errors
+
+    try:
+        return load_text(text, path, name, pick=pick)
+    except DiagnosticError as exc:
+        if exc.partial is not None and adjust is not None:
+            exc.partial = replace(exc.partial, network=adjust(exc.partial.network))
+        raise with_independent_errors(exc) from None
+
+
 def load_checked(path: str, frames=None, size=None, classes=None,
                  warnings: bool = True, refused_modules: str = "error"
                  ) -> tuple[Network, Source]:
@@ -84,7 +101,7 @@ def load_checked(path: str, frames=None, size=None, classes=None,
     from ..compiler.validation import check
 
     text = read_text(path)
-    net = load_text(text, path)
+    net = load_network(text, path)
     source = Source(path, text)
     net = apply_overrides(net, frames, size, classes)
     diags = check(net, refused_modules=refused_modules)

@@ -1,5 +1,6 @@
 """`RUN/net.asn`: the network as trained, the `.asn` text of a training run directory.
 
+`asnc search` also writes `RUN/learned.asn`, the same network with the learned weights.
 The training backend (`backends/tensorflow/train.py`) writes the rest of the run directory
 (checkpoints, `labels.txt`, `metrics.json`, `final.weights.h5`) and works on IR only; the
 network's text is read and written here, by `asnc train` and `asnc search`. `asnc compile
@@ -12,18 +13,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..backends.tensorflow.train import NETWORK_FILE
+from ..backends.tensorflow.train import LEARNED_FILE, NETWORK_FILE
 from ..dsl.ir import Network
 from ..dsl.loader import load
 from ..dsl.printer import format_network
 from .common import atomic_write
 
-__all__ = ["write_network", "resume_blocker"]
+__all__ = ["write_network", "write_learned", "resume_blocker"]
 
 
 def write_network(run_dir: Path, net: Network) -> None:
     """Write `net` as canonical `.asn` text to `run_dir/net.asn` (atomically)."""
     atomic_write(str(run_dir / NETWORK_FILE), format_network(net))
+
+
+def write_learned(run_dir: Path, text: str) -> None:
+    """`asnc search`'s result beside the weights: `run_dir/learned.asn` (`net.asn` stays the
+    network as trained, learnable weights unset, which is what `--resume` compares)."""
+    atomic_write(str(run_dir / LEARNED_FILE), text)
 
 
 def resume_blocker(run_dir: Path, net: Network) -> str | None:

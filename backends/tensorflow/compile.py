@@ -4,7 +4,9 @@ Artifacts (one directory, written atomically, `outdir.staged_output`):
 
 * ``saved_model/`` (`savedmodel`), ``model.onnx`` (`onnx_export`: byte-identical for the
   same network, seed and options) and ``report.json``: static stats, passes, proofs,
-  parity, artifact sizes, per-phase timings.
+  parity, artifact sizes, per-phase timings; both artifacts carry the same `metadata`;
+* with ``serving_layout``, ``serving/<name>/<version>/`` (`serving`): the SavedModel in TF
+  Serving's layout, hard links to ``saved_model/``'s files.
 
 Phases: ``build``, ``weights`` (with weights), ``passes`` (with passes to apply),
 ``savedmodel``, ``onnx``, ``verify`` (unless ``verify=False``; it needs both artifacts, so
@@ -29,16 +31,19 @@ from ...compiler.passes import LoweringForm, Optimised, optimise
 from ...dsl.ir import Network
 from .errors import CompileError
 from .lower import input_specs, lower
+from .metadata import artifact_metadata, file_sha256
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset, to_onnx
-from .outdir import MARKER, ONNX_NAME, REPORT_NAME, SAVEDMODEL_DIR, dir_size, staged_output
+from .outdir import (FORMATS, MARKER, ONNX_NAME, REPORT_NAME, SAVEDMODEL_DIR, dir_size,
+                     staged_output)
 from .parity import PARITY_TOLERANCE, Parity, random_inputs, verify
 from .proofs import PROOF_TOLERANCE, PassProofError, apply_backend_passes, prove_graph_passes
 from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
+from .serving import write_serving_layout
 
 __all__ = ["FORMATS", "PROOF_BATCH", "CompileOptions", "CompileResult", "CompileError",
            "compile_network", "load_weights"]
 
-FORMATS = ("savedmodel", "onnx")
+LABELS_NAME = "labels.txt"  # OUT/labels.txt: the class names, one per line
 PROOF_BATCH = 2  # clips per proof when the batch is dynamic (a real batch, not one clip)
 
 
@@ -55,6 +60,10 @@ class CompileOptions:
         weights: trained weights (`load_weights`), or None for seeded initial weights.
         parity_tolerance, proof_tolerance: the largest logit difference allowed.
         source: the network file (for the report).
+        serving_layout: also write ``serving/<name>/<serving_version>/`` (TF Serving).
+        serving_version: the version directory's number (>= 1; also the ONNX
+            ``model_version``).
+        labels: class names, one per class, written to ``labels.txt`` (`asnc predict`).
     """
 
     seed: int = 0
@@ -66,6 +75,9 @@ class CompileOptions:
     parity_tolerance: float = PARITY_TOLERANCE
     proof_tolerance: float = PROOF_TOLERANCE
     source: str | None = None
+    serving_layout: bool = False
+    serving_version: int = 1
+    labels: tuple[str, ...] | None = None
 
     def __post_init__(self):
         formats = tuple(dict.fromkeys(f.strip().lower() for f in self.formats if f.strip()))
@@ -74,6 +86,13 @@ class CompileOptions:
             raise CompileError(f"--format takes {' and/or '.join(FORMATS)}, got "
                                f"`{','.join(self.formats)}`")
         object.__setattr__(self, "formats", formats)
+        if isinstance(self.serving_version, bool) or not isinstance(self.serving_version, int) \
+                or self.serving_version < 1:
+            raise CompileError(f"--serving-version must be an integer >= 1, got "
+                               f"{self.serving_version!r}")
+        if self.serving_layout and "savedmodel" not in formats:
+            raise CompileError("--serving-layout needs the savedmodel format (--format "
+                               "savedmodel[,onnx])")
         if self.weights is not None and not os.path.isfile(self.weights):
             raise CompileError(f"weights file `{self.weights}` does not exist")
         if self.uses_onnx:
@@ -135,7 +154,7 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             lowered = lower(net, seed=o.seed, batch=o.batch, form=LoweringForm.reference())
         if o.weights:
             with phase("weights"):
-                load_weights(lowered.model, o.weights)
+                load_weights(lowered.model, o.weights, net)
         proofs: list = []
         if optimised.stages or optimised.form.applied:
             with phase("passes"):
@@ -156,7 +175,11 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             raise CompileError(f"internal error: the optimised model has {params:,} "
                                f"parameters, `asnc stats` counts {expected.total:,} for it")
         trainable = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
-        artifacts = _write_artifacts(model, final_net, tmp, o, phase)
+        metadata = artifact_metadata(
+            net, final_net, level=optimised.level, passes=_passes_applied(optimised),
+            batch=o.batch, seed=o.seed,
+            weights_sha256=file_sha256(o.weights) if o.weights else None)
+        artifacts = _write_artifacts(model, final_net, tmp, o, phase, metadata)
         parity = None
         if o.verify:
             with phase("verify"):
@@ -168,6 +191,10 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
                     f"{parity.max_abs_diff:.3g} > {parity.tolerance:g} (batch {parity.batch}, "
                     f"seed {parity.seed}); nothing was written")
         sizes = artifacts.keep_only(o.formats)
+        serving = None
+        if o.serving_layout:
+            serving = write_serving_layout(artifacts.savedmodel, tmp, final_net.header.name,
+                                           o.serving_version)
         if artifacts.saved_floats is not None and artifacts.saved_floats != params:
             raise CompileError(f"the SavedModel stores {artifacts.saved_floats:,} float "
                                f"values, the model has {params:,} parameters")
@@ -193,9 +220,19 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             "parity": parity.to_json() if parity else None,
             "artifacts": {k: {"bytes": v} for k, v in sizes.items()},
             "onnx_sha256": artifacts.onnx_sha256 if "onnx" in o.formats else None,
+            "metadata": metadata,
+            "serving": ({"path": serving, "version": o.serving_version,
+                         "files": "hard links to saved_model/"} if serving else None),
             "timings_s": timings,
             "versions": _versions(),
         }
+        if o.labels is not None:  # the class names, for `asnc predict OUT/`
+            if len(o.labels) != final_net.header.classes:
+                raise CompileError(f"{len(o.labels)} class names for "
+                                   f"{final_net.header.classes} classes")
+            with open(os.path.join(tmp, LABELS_NAME), "w") as fh:
+                fh.write("".join(f"{name}\n" for name in o.labels))
+            report["labels"] = LABELS_NAME
         with open(os.path.join(tmp, REPORT_NAME), "w") as fh:
             json.dump(report, fh, indent=1)
             fh.write("\n")
@@ -223,16 +260,24 @@ class _Artifacts:
         return sizes
 
 
-def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase) -> _Artifacts:
+def _passes_applied(optimised: Optimised) -> list[str]:
+    """Graph passes that ran, then the backend passes that applied (the summary's list)."""
+    ran = [r.name for r in optimised.reports if not r.backend]
+    return ran + list(optimised.form.applied)
+
+
+def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase,
+                     metadata: dict[str, str]) -> _Artifacts:
     fn, _ = serving_function(model, net, o.batch)
     art = _Artifacts(os.path.join(tmp, SAVEDMODEL_DIR), os.path.join(tmp, ONNX_NAME))
     if o.uses_savedmodel:
         with phase("savedmodel"):
-            write_savedmodel(model, net, art.savedmodel, o.batch, fn=fn)
+            write_savedmodel(model, net, art.savedmodel, o.batch, fn=fn, metadata=metadata)
             art.saved_floats = savedmodel_float_count(art.savedmodel)
     if o.uses_onnx:
         with phase("onnx"):
-            data = to_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn)
+            data = to_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn,
+                           metadata=metadata, model_version=o.serving_version)
             art.onnx_sha256 = hashlib.sha256(data).hexdigest()
     return art
 
@@ -249,14 +294,17 @@ def _versions() -> dict:
             "onnxruntime": onnxruntime.__version__}
 
 
-def load_weights(model, path: str) -> None:
-    """Load trained weights into the freshly built model.
+def load_weights(model, path: str, net: Network | None = None) -> None:
+    """Load trained weights into the freshly built model (of ``net``, when given).
 
     Accepted: a Keras weights file written by ``model.save_weights("x.weights.h5")`` (or a
     whole ``.keras`` file) from a model built by this backend for the same network (same
-    nodes, modules and input size). Anything else is a CompileError.
+    nodes, modules and input size). Anything else is a CompileError that says what differs
+    (`weightsfile`): the header a training run stamped into the file, else the first layer
+    whose variables do not fit.
     """
     from ...dsl.textio import regular_file_problem
+    from .weightsfile import header_mismatch, structure_mismatch
 
     problem = regular_file_problem(path)  # a FIFO or device would hang or never end
     if problem is not None:
@@ -264,6 +312,9 @@ def load_weights(model, path: str) -> None:
     if not (path.endswith(".weights.h5") or path.endswith(".keras") or path.endswith(".h5")):
         raise CompileError(f"weights file `{path}`: expected a Keras `.weights.h5` file "
                            "(model.save_weights) or a `.keras` file")
+    differs = _safely(lambda: header_mismatch(path, net)) if net is not None else None
+    if differs:
+        raise CompileError(f"weights file `{path}` does not fit: {differs}")
     try:
         import warnings
 
@@ -272,7 +323,18 @@ def load_weights(model, path: str) -> None:
             warnings.simplefilter("error", UserWarning)
             model.load_weights(path)
     except Exception as exc:
+        differs = _safely(lambda: structure_mismatch(path, model))
+        if differs:
+            raise CompileError(f"weights file `{path}` does not fit: {differs}") from None
         raise CompileError(f"cannot load weights from `{path}`: {type(exc).__name__}: "
                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
                            "(the file must come from this network, built at the same "
                            "size)") from None
+
+
+def _safely(find: Callable[[], str | None]) -> str | None:
+    # The explanation is a courtesy: a file h5py cannot read gets Keras' own message.
+    try:
+        return find()
+    except Exception:
+        return None

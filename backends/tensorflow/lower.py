@@ -4,7 +4,9 @@
 
 * inputs: ``video`` ``[batch, T, H, W, 3]`` float32 (folded to ``[batch*T, H, W, 3]`` by the
   ``fold`` layer) and, only when the network has object stems, ``object``
-  ``[batch*T, H, W, N_obj]`` float32 (already folded, as the reference takes it);
+  ``[batch, T, H, W, N_obj]`` float32 (folded by the ``object_fold`` layer: the reference
+  takes it folded, but a serving input with another leading axis than ``video``'s fails
+  deep in the graph for a caller who feeds ``batch`` rows);
 * one ``repflow`` layer (Representation Flow on the folded clip) if there is a flow stem,
   ``header.iterations`` iterations;
 * one composite layer per node, named by the node: stems, then blocks in stable topological
@@ -97,7 +99,7 @@ def input_specs(net: Network, batch: int | None = None) -> dict[str, tuple]:
     T, (H, W) = hdr.frames, hdr.size
     specs = {"video": (batch, T, H, W, 3)}
     if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
-        specs["object"] = (None if batch is None else batch * T, H, W, hdr.object_classes)
+        specs["object"] = (batch, T, H, W, hdr.object_classes)
     return specs
 
 
@@ -177,6 +179,9 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
         inputs["object"] = keras.Input(batch_shape=specs["object"], name="object",
                                        dtype="float32")
     clip = FoldTime(T, name=names.aux("fold"))(video)
+    objects = None
+    if "object" in inputs:
+        objects = FoldTime(T, name=names.aux("object_fold"))(inputs["object"])
     flow = None
     if any(s.type == "flow" for s in stems):
         flow = RepresentationFlow(T, iterations=hdr.iterations, bottleneck=1, fused=slices,
@@ -191,7 +196,7 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
         s = node_seed(seed, i)
         if isinstance(ir, Stem):
             if ir.type == "object":
-                outputs[name] = ObjectStem(name=name)(inputs["object"])
+                outputs[name] = ObjectStem(name=name)(objects)
             elif lite:
                 src, c = (clip, 3) if ir.type == "rgb" else (flow, 2)
                 outputs[name] = LiteStem(c, ir.dilation, T, width=width, seed=s, name=name,

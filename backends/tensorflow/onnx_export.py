@@ -1,11 +1,14 @@
 """ONNX conversion (tf2onnx) of the serving function, made byte-identical for the same
-model: canonical node order and names."""
+model: canonical node order and names (each with its asnc scope, `onnx_scopes`), named
+symbolic dimensions, asnc's producer fields and metadata (`metadata`)."""
 
 from __future__ import annotations
 
 import os
 
 from .errors import CompileError
+from .metadata import asnc_version
+from .onnx_scopes import layer_scopes, resolve_scopes, tf_scope
 from .savedmodel import serving_function
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "max_opset", "to_onnx"]
@@ -21,8 +24,11 @@ def max_opset() -> int:
 
 
 def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
-            batch: int | None = None, fn=None) -> bytes:
-    """The serving function as ONNX bytes (written to ``path`` if given); deterministic."""
+            batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
+            model_version: int = 1) -> bytes:
+    """The serving function as ONNX bytes (written to ``path`` if given); deterministic.
+
+    ``metadata`` goes into ``metadata_props`` (in the given order) and the doc string."""
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -36,7 +42,8 @@ def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
     signature = fn.input_signature
     with tf.device("/cpu:0"):
         proto = _convert(tf2onnx, fn, signature, opset)
-    _canonicalise(proto, net.header.name)
+    _canonicalise(proto, net.header.name, layer_scopes(model, net), model.name)
+    _describe(proto, net, metadata or {}, model_version)
     onnx.checker.check_model(proto)
     data = proto.SerializeToString(deterministic=True)
     if path is not None:
@@ -67,7 +74,8 @@ def _convert(tf2onnx, fn, signature, opset):
     return tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)[0]
 
 
-def _canonicalise(proto, name: str) -> None:
+def _canonicalise(proto, name: str, scopes: dict[str, str] | None = None,
+                  model_name: str | None = None) -> None:
     """Make the ONNX bytes a function of the model alone.
 
     tf2onnx names the graph after the traced function (a process-wide counter), and its
@@ -75,7 +83,9 @@ def _canonicalise(proto, name: str) -> None:
     make up change from one process to the next. Here: nodes in a canonical topological
     order (depth-first from the outputs, inputs in operand order), initializers in order of
     first use; node, tensor and initializer names made from that order (``n<k>_<Op>``,
-    ``n<k>_<Op>:<j>``, ``c<k>``). Graph inputs and outputs keep their names.
+    ``n<k>_<Op>:<j>``, ``c<k>``), a node's name prefixed with its asnc scope where it has
+    one (``b8/n123_Conv``, ``b8/fusion/n120_Mul``; ``scopes``: Keras layer -> scope).
+    Graph inputs and outputs keep their names.
     """
     g = proto.graph
     g.name = name
@@ -106,13 +116,14 @@ def _canonicalise(proto, name: str) -> None:
 
     # Names from the structure alone: tf2onnx merges equal constants and equal nodes, and
     # which original name survives a merge depends on set order too.
+    prefix = _scope_prefixes(nodes, order, scopes or {}, model_name or name)
     keep = {v.name for v in g.input} | {v.name for v in g.output} | {""}
     tensor_map: dict[str, str] = {t: t for t in keep}
     inits = {t.name: t for t in g.initializer}
     new_nodes, init_order = [], []
     for k, i in enumerate(order):
         n = onnx_copy(nodes[i])
-        n.name = f"n{k}_{n.op_type}"
+        n.name = f"{prefix[k]}n{k}_{n.op_type}"
         for j, t in enumerate(n.input):
             if t not in tensor_map:
                 if t in inits:
@@ -144,15 +155,43 @@ def _canonicalise(proto, name: str) -> None:
     g.value_info.extend(infos)
 
 
+def _scope_prefixes(nodes, order: list[int], scopes: dict[str, str],
+                    model_name: str) -> list[str]:
+    """``"<scope>/"`` (or ``""``) for each node in canonical order."""
+    reader: dict[str, list[int]] = {}
+    for k, i in enumerate(order):
+        for t in nodes[i].input:
+            reader.setdefault(t, []).append(k)
+    consumers = [sorted({c for t in nodes[i].output if t for c in reader.get(t, ())})
+                 for i in order]
+    base = [tf_scope(nodes[i].name, model_name, scopes) for i in order]
+    return [f"{s}/" if s else "" for s in resolve_scopes(base, consumers)]
+
+
+def _describe(proto, net, metadata: dict[str, str], model_version: int) -> None:
+    """What ONNX tools show about the model: producer, version, doc string, metadata."""
+    proto.producer_name = "asnc"
+    proto.producer_version = asnc_version()
+    proto.model_version = model_version
+    hdr = net.header
+    proto.doc_string = (f"{hdr.name}: AssembleNet-family video network ({hdr.frames} frames "
+                        f"at {hdr.size[0]}x{hdr.size[1]}, {hdr.classes} classes), compiled "
+                        "by asnc; inputs NTHWC float32 (RGB in [0, 1], as asnc trains), "
+                        "output logits.")
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def _name_symbolic_dims(g) -> None:
     """tf2onnx names each unknown dimension `unk__<N>` from a process-wide counter, so the
-    same model got other bytes in another process. Axis 0 of ``video`` and ``logits`` is
-    `batch`; any other unknown dimension is `<tensor>_<axis>` (``object``'s axis 0, which
-    is batch times frames)."""
+    same model got other bytes in another process. Axis 0 of ``video``, ``object`` and
+    ``logits`` is `batch`; any other unknown dimension is `<tensor>_<axis>`."""
     for v in [*g.input, *g.output, *g.value_info]:
         for axis, d in enumerate(v.type.tensor_type.shape.dim):
             if d.HasField("dim_param") and d.dim_param.startswith("unk__"):
-                batch = axis == 0 and v.name in ("video", "logits")
+                batch = axis == 0 and v.name in ("video", "object", "logits")
                 d.dim_param = "batch" if batch else f"{v.name}_{axis}"
 
 

@@ -31,6 +31,9 @@ from .errors import CompileError
 __all__ = ["SAVEDMODEL_DIR", "ONNX_NAME", "REPORT_NAME", "MARKER", "STAGING_PREFIX",
            "OWNER_FILE", "staged_output", "remove_stale", "dir_size"]
 
+# The artifacts `--format` chooses from. Here, in a module without TensorFlow, so that the
+# command line refuses another name at once; `compile.FORMATS` is this tuple.
+FORMATS = ("savedmodel", "onnx")
 SAVEDMODEL_DIR = "saved_model"
 ONNX_NAME = "model.onnx"
 REPORT_NAME = "report.json"

@@ -18,10 +18,14 @@ Run directory (``options.out``), everything a later command needs:
 * ``labels.txt``: the class names, one per line, in label order;
 * ``metrics.json``: configuration, per-epoch history, final evaluation, learned connection
   weights;
-* ``checkpoints/epoch-NNN.weights.h5`` (same format as ``final.weights.h5``, so any epoch can be
-  compiled too) and ``checkpoints/epoch-NNN.optimizer.npz`` (optimizer state),
-  ``checkpoints/last.json`` (the newest complete epoch) and ``checkpoints/history.json``.
-  The last two epochs are kept.
+* ``metrics.csv`` and ``tensorboard/{train,validation}/`` (`runlog`): the per-epoch metrics
+  as a CSV and as ``tf.summary`` events;
+* ``checkpoints/`` (`checkpoints`): ``tf.train.Checkpoint`` of model, optimizer and epoch,
+  kept by a ``tf.train.CheckpointManager`` (the last two epochs), and ``history.json``;
+  ``--resume`` restores the newest.
+
+``final.weights.h5`` carries the header it was trained with (frames, size, classes) in its
+HDF5 attributes (`weightsfile.stamp`), so loading it into another network names what differs.
 
 Connection weights: a block with k >= 2 inputs and no given weights owns a trainable length-k
 variable of logits in its fusion layer; the weight of input i is ``sigmoid(logit_i)``.
@@ -32,6 +36,11 @@ CPU when there is no GPU) or ``multiworker`` (``MultiWorkerMirroredStrategy``, c
 ``TF_CONFIG``; only the chief writes the run directory). ``batch`` is the global batch; every
 training batch is whole, and splits evenly across replicas.
 
+Learning rate: constant or cosine decay, after an optional linear warm-up (`schedules`).
+Mixed precision (``mixed_float16``): float16 compute, float32 variables and logits, dynamic
+loss scaling (``keras.optimizers.LossScaleOptimizer``); the saved weights are float32 and
+load into the float32 model that ``asnc compile`` builds.
+
 The loop is a plain ``strategy.run`` step (Adam, mean cross-entropy over the global batch), not
 ``Model.fit``: Keras 3 ``fit`` fails under a multi-worker strategy (it reduces scalar metrics
 over axis 0; tensorflow/tensorflow#72388), and one loop for every strategy is one loop tested.
@@ -40,9 +49,9 @@ Evaluation runs on one device, outside the strategy, over every held-out video.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,24 +66,25 @@ from ...compiler.passes import LoweringForm
 from ...dsl.ir import Network, Stem
 from ...dsl.outputs import write_file
 from . import data as D
+from .checkpoints import CHECKPOINTS, RunCheckpoint, latest, old_format, remove_ours
 from .layers import SigmoidFusion
 from .lower import Lowered, lower
+from .runlog import RunLog
+from .schedules import SCHEDULES, WarmupSchedule
+from .weightsfile import stamp
 
 __all__ = ["TrainOptions", "PreparedRun", "TrainResult", "TrainError", "prepare_run", "train",
            "make_strategy", "Evaluator",
            "connection_weights", "fixed_batch_loss", "STRATEGIES", "FINAL_WEIGHTS",
-           "NETWORK_FILE", "METRICS_FILE", "LABELS_FILE", "CHECKPOINTS"]
+           "NETWORK_FILE", "LEARNED_FILE", "METRICS_FILE", "LABELS_FILE", "CHECKPOINTS",
+           "SCHEDULES", "has_checkpoint"]
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 FINAL_WEIGHTS = "final.weights.h5"
 NETWORK_FILE = "net.asn"  # written by the caller (the network's text); metrics.json names it
+LEARNED_FILE = "learned.asn"  # `asnc search`: net.asn with the learned weights (the caller's)
 METRICS_FILE = "metrics.json"
 LABELS_FILE = "labels.txt"
-CHECKPOINTS = "checkpoints"
-_KEEP_CHECKPOINTS = 2
-# The files a run writes into CHECKPOINTS (and their temporaries): what --overwrite removes.
-_CHECKPOINT_FILE = re.compile(r"^\.?(epoch-\d+(\.tmp)?\.(weights\.h5|optimizer(\.tmp)?\.npz)"
-                              r"|history\.json|last\.json)$")
 # Largest float32 below 1 and smallest above 0: a sigmoid that rounds to 0 or 1 in float32
 # still has to print as a valid weight in (0, 1).
 _W_MAX = float(np.nextafter(np.float32(1), np.float32(0)))
@@ -103,6 +113,9 @@ class TrainOptions:
     strategy: str = "default"
     cache: bool = False  # keep decoded videos in memory (small datasets)
     xla: bool = False
+    lr_schedule: str = "constant"  # constant | cosine (`schedules`)
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
+    mixed_precision: bool = False  # keras mixed_float16 policy
     verbose: int | str = "auto"  # Keras Progbar verbosity; auto: bar on a terminal, else per epoch
 
     def __post_init__(self) -> None:
@@ -116,6 +129,12 @@ class TrainOptions:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULES)}, got "
+                             f"{self.lr_schedule!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warm-up epochs must be between 0 and the {self.epochs} epochs, "
+                             f"got {self.warmup_epochs:g}")
 
 
 @dataclass
@@ -129,7 +148,7 @@ class PreparedRun:
     train_samples: list
     val_samples: list
     dir: Path
-    checkpoint: dict | None  # the checkpoint a resumed run continues from (`last.json`)
+    checkpoint: dict | None  # the checkpoint a resumed run continues from (`checkpoints.latest`)
     writes: bool  # this worker writes the run directory (the chief)
 
 
@@ -189,8 +208,11 @@ def connection_weights(lowered: Lowered, net: Network) -> dict[str, list[float]]
 
 
 def _logits_model(model: keras.Model) -> keras.Model:
-    """The same layers, only the logits as output (what the loss and metrics see)."""
-    return keras.Model(model.inputs, model.output["logits"], name=f"{model.name}_logits")
+    """The same layers, only the logits as output (what the loss and metrics see), in
+    float32 also under mixed precision (a float16 softmax loses the small classes)."""
+    logits = keras.layers.Activation("linear", dtype="float32",
+                                     name="logits_float32")(model.output["logits"])
+    return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
 
 
 def fixed_batch_loss(model: keras.Model, video, labels, training: bool = True) -> float:
@@ -209,30 +231,6 @@ def _atomic_text(path: Path, text: str) -> None:
     write_file(str(path), text)  # atomic; an OSError is a diagnostic
 
 
-def _save_optimizer(optimizer, path: Path) -> None:
-    store: dict = {}
-    optimizer.save_own_variables(store)
-    paths = np.array([v.path for v in optimizer.variables])
-    shapes = np.array([json.dumps(list(v.shape)) for v in optimizer.variables])
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, __paths__=paths, __shapes__=shapes, **store)
-    os.replace(tmp, path)
-
-
-def _load_optimizer(optimizer, path: Path) -> None:
-    # Variable paths carry Keras' per-process name counters, so compare shapes, in order.
-    with np.load(path, allow_pickle=False) as f:
-        saved = [tuple(json.loads(str(s))) for s in f["__shapes__"]]
-        store = {k: f[k] for k in f.files if not k.startswith("__")}
-    shapes = [tuple(v.shape) for v in optimizer.variables]
-    if saved != shapes:
-        raise TrainError(f"optimizer state in {path} does not match the model "
-                         f"({len(saved)} saved variables, {len(shapes)} now)")
-    lr = float(ops.convert_to_numpy(optimizer.learning_rate))
-    optimizer.load_own_variables(store)
-    optimizer.learning_rate = lr  # the command line's learning rate wins over the saved one
-
-
 def _floats(logs: dict | None) -> dict:
     return {k: float(v) for k, v in (logs or {}).items()}
 
@@ -247,7 +245,7 @@ class Evaluator:
     def __init__(self, model: keras.Model):
         @tf.function(reduce_retracing=True)
         def step(video, labels):
-            logits = model(video, training=False)["logits"]
+            logits = tf.cast(model(video, training=False)["logits"], tf.float32)
             loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             hit = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
                            tf.cast(labels, tf.int32))
@@ -268,41 +266,30 @@ class Evaluator:
         return {"loss": loss / n, "accuracy": hits / n}
 
 
-class _Checkpointer:
-    """After every epoch: validation, then the checkpoint (weights, optimizer state, history);
-    `last.json` is written last and points at the complete set."""
+class _EpochEnd:
+    """After every epoch: validation, the history entry, the logs (`runlog`), the checkpoint
+    (`checkpoints`)."""
 
-    def __init__(self, run: Path, full_model, optimizer, lowered, net, history, write: bool,
-                 val_ds=None):
-        self.dir = run / CHECKPOINTS
+    def __init__(self, full_model, optimizer, lowered, net, history, checkpoint: RunCheckpoint,
+                 log: RunLog, val_ds=None):
         self.full_model, self.opt, self.lowered, self.net = full_model, optimizer, lowered, net
         self.history = history
-        self.write = write
+        self.checkpoint, self.log = checkpoint, log
         self.val_ds = val_ds
         self.evaluate = Evaluator(full_model)
 
-    def epoch_end(self, n: int, logs: dict, seconds: float) -> dict:
+    def __call__(self, n: int, logs: dict, seconds: float) -> dict:
         """Record epoch ``n`` (1-based); returns the logs with the validation metrics."""
         if self.val_ds is not None:
             logs = {**logs, **{f"val_{k}": v for k, v in self.evaluate(self.val_ds).items()}}
-        self.history.append({"epoch": n, **_floats(logs), "time_s": round(seconds, 3),
-                             "connections": connection_weights(self.lowered, self.net)})
-        if not self.write:
-            return logs
-        self.dir.mkdir(parents=True, exist_ok=True)
-        weights = self.dir / f"epoch-{n:03d}.weights.h5"
-        tmp = self.dir / f".epoch-{n:03d}.tmp.weights.h5"
-        self.full_model.save_weights(tmp)
-        os.replace(tmp, weights)
-        _save_optimizer(self.opt, self.dir / f"epoch-{n:03d}.optimizer.npz")
-        _atomic_json(self.dir / "history.json", self.history)
-        _atomic_json(self.dir / "last.json", {"epoch": n, "weights": weights.name,
-                                              "optimizer": f"epoch-{n:03d}.optimizer.npz"})
-        for old in range(1, n - _KEEP_CHECKPOINTS + 1):
-            for suffix in (".weights.h5", ".optimizer.npz"):
-                p = self.dir / f"epoch-{old:03d}{suffix}"
-                if p.exists():
-                    p.unlink()
+        # The rate the next step applies: the schedule at the optimizer's step count.
+        rate = float(ops.convert_to_numpy(self.opt.learning_rate))
+        entry = {"epoch": n, **_floats(logs), "learning_rate": rate,
+                 "time_s": round(seconds, 3),
+                 "connections": connection_weights(self.lowered, self.net)}
+        self.history.append(entry)
+        self.log.epoch(entry, self.history)
+        self.checkpoint.save(n, self.history)
         return logs
 
 
@@ -313,6 +300,8 @@ def _train_step(strategy, model: keras.Model, optimizer, global_batch: int, xla:
     the optimizer sums the replicas' gradients, so the update is the global batch mean's.
     Returns the loss sum, correct predictions and example count over all replicas.
     """
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
     def replica_step(video, labels):
         with tf.GradientTape() as tape:
             logits = model(video, training=True)
@@ -321,6 +310,8 @@ def _train_step(strategy, model: keras.Model, optimizer, global_batch: int, xla:
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            if scaled:  # mixed precision: float16 gradients would underflow unscaled
+                loss = optimizer.scale_loss(loss)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32),
@@ -340,33 +331,28 @@ def _train_step(strategy, model: keras.Model, optimizer, global_batch: int, xla:
     return step
 
 
-def _last_checkpoint(run: Path) -> dict | None:
-    last = run / CHECKPOINTS / "last.json"
-    if not last.exists():
-        return None
-    from ...dsl.textio import read_text  # bounded: the run directory is the user's too
-
-    info = json.loads(read_text(str(last)))
-    history_file = run / CHECKPOINTS / "history.json"
-    info["history"] = json.loads(read_text(str(history_file))) if history_file.exists() \
-        else []
-    return info
+def has_checkpoint(run: str | Path) -> bool:
+    """Whether ``run`` holds a checkpoint that ``--resume`` continues."""
+    return latest(Path(run)) is not None
 
 
 def _prepare_run_dir(run: Path, options: TrainOptions, write: bool) -> dict | None:
     """Check the run directory against --resume/--overwrite; return the checkpoint to resume
     (whether it is a run of the same network is the caller's check: `RUN/net.asn`)."""
-    ckpt = _last_checkpoint(run)
+    if old_format(run) and not options.overwrite:
+        raise TrainError(f"{run} holds checkpoints of an earlier asnc (epoch-NNN.weights.h5 "
+                         "with .optimizer.npz), which cannot be resumed; its final.weights.h5 "
+                         "still compiles. Pass --overwrite to start again there, or choose "
+                         "another --out")
+    ckpt = latest(run)
     if options.resume:
         return ckpt
     if ckpt is not None and not options.overwrite:
         raise TrainError(f"{run} already holds checkpoints (epoch {ckpt['epoch']}); pass "
                          "--resume to continue that run, --overwrite to start again, or "
                          "choose another --out")
-    if write and ckpt is not None:
-        for p in (run / CHECKPOINTS).iterdir():
-            if _CHECKPOINT_FILE.match(p.name) and p.is_file() and not p.is_symlink():
-                p.unlink()  # only what a run writes there: never a user's file or folder
+    if write:
+        remove_ours(run)
     return None
 
 
@@ -390,7 +376,7 @@ def _datasets(options: TrainOptions, net: Network, train_s, val_s, data_seed: in
     return train_ds, val_ds, steps, stats
 
 
-def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, checkpointer,
+def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, epoch_end: _EpochEnd,
                verbose: int) -> None:
     if verbose:
         print(f"Epoch {epoch + 1}/{epochs}", flush=True)
@@ -409,7 +395,7 @@ def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, checkpointer
         logs = {"loss": loss / count, "accuracy": hits / count}
         if i + 1 < steps:
             bar.update(i + 1, list(logs.items()))
-    logs = checkpointer.epoch_end(epoch + 1, logs, time.time() - t0)
+    logs = epoch_end(epoch + 1, logs, time.time() - t0)
     bar.update(steps, list(logs.items()), finalize=True)
 
 
@@ -452,12 +438,49 @@ def prepare_run(net: Network, options: TrainOptions, classes: list[str],
     return PreparedRun(net, options, list(classes), strategy, train_s, val_s, run, ckpt, write)
 
 
+def _learning_rate(options: TrainOptions, steps: int):
+    """The optimizer's learning rate: a float, or a `schedules.WarmupSchedule`."""
+    warmup = round(options.warmup_epochs * steps)
+    if options.lr_schedule == "constant" and not warmup:
+        return options.lr
+    return WarmupSchedule(options.lr, options.epochs * steps, warmup, options.lr_schedule)
+
+
+def _flow_in_float32(model: keras.Model) -> None:
+    """The Representation Flow layer computes in float32 under mixed precision too: its 255-
+    scaled images and iterated divergences lose the flow in float16 (its own casts assume
+    float32 constants). Keras casts its input up and the next layer's input down."""
+    from .repflow import RepresentationFlow
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, RepresentationFlow):
+            layer.dtype_policy = "float32"
+
+
+@contextlib.contextmanager
+def _precision(mixed: bool):
+    """The Keras dtype policy while the run builds and trains its model; restored after
+    (the policy is process-wide, and a compile in the same process wants float32)."""
+    before = keras.mixed_precision.global_policy()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
 def train(prepared: PreparedRun) -> TrainResult:
     """Fit the network of a `prepare_run` run; checkpoint each epoch, evaluate at the end.
 
     Returns the trained model and the metrics also written to the run directory. Raises
     TrainError when no training batch can be read.
     """
+    with _precision(prepared.options.mixed_precision):
+        return _train(prepared)
+
+
+def _train(prepared: PreparedRun) -> TrainResult:
     net, options, classes = prepared.net, prepared.options, prepared.classes
     strategy, run, ckpt, write = (prepared.strategy, prepared.dir, prepared.checkpoint,
                                   prepared.writes)
@@ -474,32 +497,45 @@ def train(prepared: PreparedRun) -> TrainResult:
     with strategy.scope():
         lowered = lower(net, seed=options.seed, form=LoweringForm.training())
         model = lowered.model
+        if options.mixed_precision:
+            _flow_in_float32(model)
         train_model = _logits_model(model)
-        optimizer = keras.optimizers.Adam(learning_rate=options.lr)
+        optimizer = keras.optimizers.Adam(learning_rate=_learning_rate(options, steps))
+        if options.mixed_precision:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(train_model.trainable_variables)
+        checkpoint = RunCheckpoint(run, model, optimizer, write)
         if ckpt:
-            model.load_weights(run / CHECKPOINTS / ckpt["weights"])
-            _load_optimizer(optimizer, run / CHECKPOINTS / ckpt["optimizer"])
+            if checkpoint.restore(ckpt["path"]) != initial_epoch:
+                raise TrainError(f"checkpoint {ckpt['path']} does not hold epoch "
+                                 f"{initial_epoch}")
+            if not isinstance(_learning_rate(options, steps), WarmupSchedule):
+                optimizer.learning_rate = options.lr  # the command line's rate wins
 
     verbose = options.verbose
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if not write:
         verbose = 0
-    checkpointer = _Checkpointer(run, model, optimizer, lowered, net, history, write, val_ds)
+    log = RunLog(run, write, {b.name: [i.source for i in b.inputs] for b in net.blocks})
+    epoch_end = _EpochEnd(model, optimizer, lowered, net, history, checkpoint, log, val_ds)
     t0 = time.time()
-    if initial_epoch < options.epochs:
-        step = _train_step(strategy, train_model, optimizer, options.batch, options.xla)
-        iterator = iter(strategy.experimental_distribute_dataset(train_ds))
-        for epoch in range(initial_epoch, options.epochs):
-            _fit_epoch(step, iterator, steps, epoch, options.epochs, checkpointer, verbose)
+    try:
+        if initial_epoch < options.epochs:
+            step = _train_step(strategy, train_model, optimizer, options.batch, options.xla)
+            iterator = iter(strategy.experimental_distribute_dataset(train_ds))
+            for epoch in range(initial_epoch, options.epochs):
+                _fit_epoch(step, iterator, steps, epoch, options.epochs, epoch_end, verbose)
+    finally:
+        log.close()
+        checkpoint.close()
     final = None
     if val_ds is not None:
         last = history[-1] if history else {}
         if "val_loss" in last:  # the last epoch's validation ran on these very weights
             final = {k: last[k] for k in ("val_loss", "val_accuracy")}
         else:
-            final = {f"val_{k}": v for k, v in checkpointer.evaluate(val_ds).items()} or None
+            final = {f"val_{k}": v for k, v in epoch_end.evaluate(val_ds).items()} or None
     connections = connection_weights(lowered, net)
     metrics = {
         "network": net.header.name,
@@ -510,7 +546,8 @@ def train(prepared: PreparedRun) -> TrainResult:
         "config": {**{k: v for k, v in asdict(options).items() if k not in ("verbose",)},
                    "steps_per_epoch": steps, "frames": net.header.frames,
                    "size": list(net.header.size), "replicas": strategy.num_replicas_in_sync,
-                   "resumed_from_epoch": initial_epoch},
+                   "resumed_from_epoch": initial_epoch,
+                   "iterations": int(ops.convert_to_numpy(optimizer.iterations))},
         "history": history,
         "final": final,
         "connections": connections,
@@ -521,6 +558,7 @@ def train(prepared: PreparedRun) -> TrainResult:
     if write:
         tmp = run / ".final.tmp.weights.h5"
         model.save_weights(tmp)
+        stamp(tmp, net)  # the header it was trained with, for `asnc compile --weights`
         os.replace(tmp, run / FINAL_WEIGHTS)
         _atomic_json(run / METRICS_FILE, metrics)
     return TrainResult(net, model, lowered, run, metrics, connections)

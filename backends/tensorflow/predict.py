@@ -1,0 +1,123 @@
+"""`asnc predict`'s models: class scores of video files.
+
+Two sources of logits, one interface (``frames``, ``size``, ``classes``, ``logits(clip)``):
+
+* `KerasModel`: a network and trained weights, built as ``asnc compile`` builds it (the
+  reference form; `compile.load_weights`, with its diagnostics);
+* `OnnxModel`: the ``model.onnx`` of an ``asnc compile`` output, run in ONNX Runtime;
+  frames and size from its ``report.json`` signature.
+
+Clips are read by the training pipeline's evaluation path (`data.load_clip`: centred
+frames, short side resized, centre crop, [0, 1]), so a video is seen as validation saw it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...compiler.passes import LoweringForm
+from ...dsl.ir import Network
+from . import data as D
+from .errors import CompileError
+from .outdir import ONNX_NAME, REPORT_NAME
+
+__all__ = ["KerasModel", "OnnxModel", "PredictError", "read_clip", "top_k"]
+
+
+class PredictError(ValueError):
+    """The model cannot be loaded or a video cannot be read (the message says why)."""
+
+
+def read_clip(path: str, frames: int, size: tuple[int, int]) -> np.ndarray:
+    """float32 ``[T, H, W, 3]`` of the video at ``path``; PredictError when it cannot be
+    decoded."""
+    if not os.path.isfile(path):
+        raise PredictError("no such video file")
+    try:
+        return D.load_clip(path, frames, size, training=False)
+    except D.DecodeError as exc:
+        raise PredictError(f"cannot decode the video ({exc})") from None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def top_k(logits: np.ndarray, labels: list[str], k: int = 5) -> list[dict]:
+    """The ``k`` most likely classes: ``{"index", "label", "score"}`` (softmax), best first;
+    ties go to the lower index."""
+    p = _softmax(logits)
+    order = sorted(range(len(p)), key=lambda i: (-p[i], i))[:k]
+    return [{"index": i, "label": labels[i], "score": float(p[i])} for i in order]
+
+
+class KerasModel:
+    """``net`` with the weights at ``weights``; raises PredictError (the mismatch)."""
+
+    def __init__(self, net: Network, weights: str):
+        from .compile import load_weights
+        from .lower import lower
+
+        h = net.header
+        self.frames, self.size, self.classes = h.frames, tuple(h.size), h.classes
+        self._model = lower(net, seed=0, form=LoweringForm.reference()).model
+        try:
+            load_weights(self._model, weights, net)
+        except CompileError as exc:
+            raise PredictError(str(exc)) from None
+
+    def logits(self, clip: np.ndarray) -> np.ndarray:
+        out = self._model(clip[None], training=False)["logits"]
+        return np.asarray(out, np.float32)[0]
+
+
+@dataclass
+class _Signature:
+    frames: int
+    size: tuple[int, int]
+    classes: int
+    batch: int | None
+
+
+def _signature(out_dir: str) -> _Signature:
+    try:
+        with open(os.path.join(out_dir, REPORT_NAME)) as fh:
+            report = json.load(fh)
+        sig = report["signature"]
+        b, t, h, w, _ = sig["inputs"]["video"]
+        other = sorted(set(sig["inputs"]) - {"video"})
+        classes = int(sig["outputs"]["logits"][1])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PredictError(f"cannot read its {REPORT_NAME} ({type(exc).__name__}: {exc})") \
+            from None
+    if other:
+        raise PredictError(f"the model also takes `{other[0]}` (object stems); predict "
+                           "reads only video")
+    return _Signature(int(t), (int(h), int(w)), classes, b)
+
+
+class OnnxModel:
+    """The ``model.onnx`` of the ``asnc compile`` output ``out_dir``, in ONNX Runtime."""
+
+    def __init__(self, out_dir: str):
+        sig = _signature(out_dir)
+        path = os.path.join(out_dir, ONNX_NAME)
+        if not os.path.isfile(path):
+            raise PredictError(f"no {ONNX_NAME} (compiled without the onnx format?)")
+        import onnxruntime as ort
+
+        self.frames, self.size, self.classes = sig.frames, sig.size, sig.classes
+        self._batch = sig.batch
+        self._session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def logits(self, clip: np.ndarray) -> np.ndarray:
+        # A fixed-batch export (`--batch N`) takes N clips: repeat this one.
+        video = np.repeat(clip[None], self._batch or 1, axis=0).astype(np.float32)
+        (out,) = self._session.run(["logits"], {"video": video})
+        return np.asarray(out, np.float32)[0]

@@ -1,0 +1,181 @@
+"""Search to deployment without repeating a flag: `search` -> `compile --weights` ->
+`predict`, the weights/network mismatch diagnostic, the run's CSV and TensorBoard logs, the
+learning-rate schedule.
+
+One search run (module fixture) serves every test: the source header says 8 frames of
+64x64 and 7 classes, the run trains 4 frames of 32x32 on 2 classes (left / right, which a
+tiny network separates in a few dozen steps; `bn_momentum 0.5` lets the inference batch-norm
+statistics catch up in so few steps).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from asn.cli.main import main
+from asn.dsl.loader import load
+from test_connectivity import TINY
+
+pytestmark = pytest.mark.tf
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("av")
+ort = pytest.importorskip("onnxruntime")
+
+from asn.backends.tensorflow.layers import SigmoidFusion  # noqa: E402
+from asn.backends.tensorflow.lower import build_model  # noqa: E402
+from asn.backends.tensorflow.predict import read_clip  # noqa: E402
+from asn.backends.tensorflow.runlog import CSV_COLUMNS  # noqa: E402
+from asn.backends.tensorflow.schedules import WarmupSchedule, schedule_value  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = (TINY.replace("frames 4", "frames 8").replace("size 32x32", "size 64x64")
+          .replace("flow_iterations 2", "flow_iterations 2\n  bn_momentum 0.5"))
+EPOCHS, STEPS = 8, 4
+SEARCH = ["--frames", "4", "--size", "32", "32", "--epochs", str(EPOCHS), "--steps",
+          str(STEPS), "--batch", "4", "--lr", "0.01", "--val-ratio", "0.2", "--cache"]
+
+
+def _moving_shapes():
+    spec = importlib.util.spec_from_file_location("moving_shapes",
+                                                  ROOT / "examples" / "moving_shapes.py")
+    ms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ms)
+    return ms
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    data = root / "data"
+    _moving_shapes().generate_dataset(data, classes=2, per_class=10, frames=8, size=32, seed=0)
+    src = root / "src.asn"
+    src.write_text(SOURCE)
+    learned, run, out = root / "learned.asn", root / "run", root / "out"
+    assert main(["search", str(src), "-o", str(learned), "--data", str(data),
+                 "--out", str(run), *SEARCH]) == 0
+    # The point of the file: no --frames/--size/--classes repeated here.
+    assert main(["compile", str(learned), "--weights", str(run / "final.weights.h5"),
+                 "-o", str(out)]) == 0
+    return SimpleNamespace(root=root, data=data, src=src, learned=learned, run=run, out=out,
+                           videos=sorted(data.rglob("*.mp4")))
+
+
+def _trained_logits(run: Path, clip: np.ndarray) -> np.ndarray:
+    model = build_model(load(str(run / "net.asn")), seed=0)
+    model.load_weights(run / "final.weights.h5")
+    return np.asarray(model(clip[None], training=False)["logits"])
+
+
+def test_search_writes_the_header_as_trained_and_compile_reproduces_it(searched):
+    learned = load(str(searched.learned))
+    h = learned.header
+    assert (h.frames, tuple(h.size), h.classes) == (4, (32, 32), 2)
+    text = searched.learned.read_text()
+    assert "# A tiny network for the training tests." in text  # comments kept
+    assert (searched.run / "learned.asn").read_text() == text
+    assert (searched.out / "labels.txt").read_text() == "left\nright\n"  # copied by compile
+
+    clip = read_clip(str(searched.videos[0]), 4, (32, 32))
+    trained = _trained_logits(searched.run, clip)
+    session = ort.InferenceSession(str(searched.out / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(["logits"], {"video": clip[None]})
+    assert np.abs(onnx_logits - trained).max() <= 1e-4
+
+    # The printed weights (6 significant digits) themselves, used as the gates instead of
+    # the file's float32 logits, still give the trained logits.
+    model = build_model(learned, seed=0)
+    model.load_weights(searched.run / "final.weights.h5")
+    blocks = learned.node_map()
+    for layer in model.layers:
+        if isinstance(layer, SigmoidFusion) and layer.name in blocks:
+            w = np.array([i.weight for i in blocks[layer.name].inputs], np.float64)
+            layer.edge_logits.assign((-np.log(1 / w - 1)).astype(np.float32))
+    printed = np.asarray(model(clip[None], training=False)["logits"])
+    assert np.abs(printed - trained).max() <= 1e-4
+
+
+def test_weights_of_another_network_name_what_differs(searched, tmp_path, capsys):
+    weights = str(searched.run / "final.weights.h5")
+    # The source header says 7 classes; the weights were trained with the data's 2.
+    assert main(["compile", str(searched.src), "--weights", weights, "-o",
+                 str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert f"{searched.src}: error: weights file `{weights}` does not fit: the weights were " \
+        "trained with frames 4, size 32x32, classes 2, the network says frames 8, size " \
+        "64x64, classes 7" in err
+    assert "Traceback" not in err and "could not be loaded" not in err
+    # Same header, another block width: the layer is named by its node.
+    other = tmp_path / "wider.asn"
+    other.write_text(searched.learned.read_text().replace("filters=8", "filters=16"))
+    assert main(["compile", str(other), "--weights", weights, "-o", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit: layer `top`: variable" in err and "in the weights" in err
+    assert "Traceback" not in err
+
+
+def test_predict_names_the_right_classes(searched, tmp_path, capsys):
+    videos = [str(v) for v in searched.videos]
+    assert main(["predict", str(searched.out), *videos, "--json"]) == 0  # ONNX Runtime
+    report = json.loads(capsys.readouterr().out)
+    assert (report["frames"], report["size"]) == (4, [32, 32])
+    right = [Path(v["video"]).parent.name == v["top"][0]["label"] for v in report["videos"]]
+    assert sum(right) >= 0.8 * len(videos), right  # chance is 0.5
+    assert all([c["label"] for c in v["top"]] in (["left", "right"], ["right", "left"])
+               for v in report["videos"])
+
+    # The network and its weights (Keras) give the same scores; a corrupt video is a
+    # diagnostic and the others are still reported.
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    assert main(["predict", str(searched.learned), "--weights",
+                 str(searched.run / "final.weights.h5"), videos[0], str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert f"{bad}: error: cannot decode the video" in captured.err
+    assert "Traceback" not in captured.err
+    top = report["videos"][0]["top"][0]
+    assert f"1. {top['label']}" in captured.out
+    shown = float(captured.out.split(f"1. {top['label']}")[1].split()[0])
+    assert abs(shown - top["score"]) <= 1e-4
+
+
+def test_run_writes_csv_and_tensorboard(searched):
+    with open(searched.run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
+    assert all(math.isclose(float(r["learning_rate"]), 0.01, rel_tol=1e-6) for r in rows)
+    history = json.loads((searched.run / "metrics.json").read_text())["history"]
+    assert [float(r["val_loss"]) for r in rows] == [e["val_loss"] for e in history]
+
+    def tags(side: str) -> set[str]:
+        found = set()
+        for path in (searched.run / "tensorboard" / side).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                found.update(v.tag for v in event.summary.value)
+        return found
+
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate",
+            "connections/low/rgb", "connections/top/mid"} <= tags("train")
+    assert {"epoch_loss", "epoch_accuracy"} <= tags("validation")
+
+
+def test_cosine_schedule_with_warmup_by_hand():
+    # lr 0.1, 2 warm-up steps, 10 steps in all: 0.1 * s / 2, then
+    # 0.1 * 0.5 * (1 + cos(pi * (s - 2) / 8)).
+    cosine = WarmupSchedule(0.1, total=10, warmup=2, kind="cosine")
+    by_hand = {0: 0.0, 1: 0.05, 2: 0.1, 4: 0.0853553390593, 6: 0.05, 8: 0.0146446609407,
+               10: 0.0, 13: 0.0}
+    for step, want in by_hand.items():
+        assert float(cosine(step)) == pytest.approx(want, abs=1e-7), step
+        assert schedule_value(step, 0.1, 10, 2, "cosine") == pytest.approx(want, abs=1e-12)
+    constant = WarmupSchedule(0.1, total=10, warmup=4, kind="constant")
+    assert [round(float(constant(s)), 7) for s in (0, 2, 4, 9)] == [0.0, 0.05, 0.1, 0.1]
