@@ -179,3 +179,34 @@ def test_cosine_schedule_with_warmup_by_hand():
         assert schedule_value(step, 0.1, 10, 2, "cosine") == pytest.approx(want, abs=1e-12)
     constant = WarmupSchedule(0.1, total=10, warmup=4, kind="constant")
     assert [round(float(constant(s)), 7) for s in (0, 2, 4, 9)] == [0.0, 0.05, 0.1, 0.1]
+
+
+def test_mixed_precision_trains_and_compiles_in_float32(searched, tmp_path):
+    """`--mixed-precision`: the run trains (finite loss), the weights it writes are float32
+    (what compile reads), and the compiled model gives float32 logits that match the
+    trained Keras model run in float32 within a float16 model's error."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    assert main(["train", str(searched.src), "--data", str(searched.data), "--out", str(run),
+                 "--frames", "4", "--size", "32", "32", "--epochs", "1", "--steps", "2",
+                 "--batch", "4", "--cache", "--mixed-precision"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    losses = [e["loss"] for e in metrics["history"]] + [metrics["final"]["val_loss"]]
+    assert all(math.isfinite(v) for v in losses), metrics
+    assert metrics["config"]["mixed_precision"] is True
+    # the loss-scale optimizer's state is in the checkpoint (it ran, scaled)
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert any("loss_scale" in name.lower() or "dynamic_scale" in name.lower()
+               for name, _ in tf.train.list_variables(latest)), tf.train.list_variables(latest)
+    import h5py
+
+    with h5py.File(run / "final.weights.h5") as fh:
+        dtypes = set()
+        fh.visititems(lambda _, obj: dtypes.add(obj.dtype) if hasattr(obj, "dtype") else None)
+    assert dtypes == {np.dtype("float32")}, dtypes
+    assert main(["compile", str(run / "net.asn"), "--weights", str(run / "final.weights.h5"),
+                 "-o", str(out), "-O0"]) == 0
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    clip = read_clip(str(searched.videos[0]), 4, (32, 32))
+    got = session.run(["logits"], {"video": clip[None]})[0]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, _trained_logits(run, clip), atol=1e-4)

@@ -1,7 +1,7 @@
 """Hostile input never takes the machine down: reads are bounded and never block, diagnostics
 are capped and linear in the input, nesting is bounded.
 
-Each test that could hang or run for minutes on a regression runs under `deadline`, so it
+Each test that could hang or run for minutes on a regression runs under `time_limit`, so it
 fails instead. The sizes are chosen so that the code before these limits took far longer
 than the deadline (minutes), and the code now takes a second or two.
 """
@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 from conftest import ROOT
+from test_fuzz import time_limit
 
 from asn.cli.main import main
 from asn.compiler import analysis
@@ -28,25 +27,6 @@ from asn.dsl.diagnostics import Diagnostic, Source, Suggester, render
 from asn.dsl.ir import Span
 
 HDR = "network n {\n  frames 8\n  size 64x64\n  classes 10\n}\nstem r0 = rgb\n"
-
-
-class DeadlineExceeded(Exception):
-    pass
-
-
-@contextmanager
-def deadline(seconds: int):
-    """Fail (not hang) when the body runs longer than `seconds`."""
-    def expire(signum, frame):
-        raise DeadlineExceeded(f"took more than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _check(capsys, *args) -> tuple[int, str]:
@@ -75,7 +55,7 @@ def test_fifo_without_writer_times_out(tmp_path, capsys, monkeypatch):
     fifo = tmp_path / "net.asn"
     os.mkfifo(fifo)
     t0 = time.monotonic()
-    with deadline(10):
+    with time_limit(10):
         code, err = _check(capsys, fifo)
     assert code == 1
     assert f"{fifo}: error: no data arrived within 0.3 s" in err
@@ -93,7 +73,7 @@ def test_fifo_with_writer_is_read(tmp_path, capsys):
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    with deadline(20):
+    with time_limit(20):
         code, err = _check(capsys, fifo)
         writer.join()
     assert code == 0, err
@@ -104,7 +84,7 @@ def test_pipe_is_read_with_the_size_bound(monkeypatch):
     r, w = os.pipe()
     try:
         os.write(w, b"#" * 5000)  # fits in the pipe buffer: the writer never blocks
-        with deadline(10), pytest.raises(diagnostics.DiagnosticError) as exc:
+        with time_limit(10), pytest.raises(diagnostics.DiagnosticError) as exc:
             textio.read_text(f"/proc/self/fd/{r}")
     finally:
         os.close(r)
@@ -155,7 +135,7 @@ def test_many_unknown_inputs_bounded_suggestion_work(tmp_path, capsys, monkeypat
     monkeypatch.setattr(Suggester, "_distance", counted)
     path = tmp_path / "net.asn"
     path.write_text(_unknown_inputs(3000))  # was 9 million distances, minutes
-    with deadline(60):
+    with time_limit(60):
         code, err = _check(capsys, path)
     assert code == 1 and "and 2950 more errors" in err
     assert calls <= diagnostics.SUGGEST_BUDGET // 2  # each call fills two cells or more
@@ -165,7 +145,7 @@ def test_one_long_line_of_unknown_inputs(tmp_path, capsys):
     names = ", ".join(f"x{i}" for i in range(30_000))  # one 250 KB line
     path = tmp_path / "net.asn"
     path.write_text(HDR + f"block b = bottleneck(level=3, filters=8) <- {names}, x7\n")
-    with deadline(60):  # duplicate detection was quadratic in a block's inputs
+    with time_limit(60):  # duplicate detection was quadratic in a block's inputs
         code, err = _check(capsys, path)
     assert code == 1
     lines = err.splitlines()
@@ -178,7 +158,7 @@ def test_one_long_line_of_unknown_inputs(tmp_path, capsys):
 def test_huge_misspelt_name(tmp_path, capsys):
     path = tmp_path / "net.asn"
     path.write_text(HDR + "block b = bottleneck(level=3, filters=8) <- r" + "0" * 100_000 + "\n")
-    with deadline(30):
+    with time_limit(30):
         code, err = _check(capsys, path)
     assert code == 1
     assert "unknown input `r000" in err and "did you mean" not in err
@@ -225,7 +205,7 @@ def test_viz_peer_network_is_linear(monkeypatch):
 
     net = parse(bench.generate(2000, "peer"), "gen.asn")
     monkeypatch.setattr(analysis, "node_level", counted)
-    with deadline(60):
+    with time_limit(60):
         dot = to_dot(net)
     assert "peer attention:" in dot
     assert calls < 20 * 2000
@@ -251,7 +231,7 @@ def test_very_deep_asn_value(tmp_path, capsys):
     path = tmp_path / "deep.asn"
     path.write_text(HDR + "block b = bottleneck(level=3, filters=" + "[" * 100_000 + "8" +
                     "]" * 100_000 + ") <- r0\n")
-    with deadline(60):
+    with time_limit(60):
         code, err = _check(capsys, path)
     assert code == 1 and "nested more than 64 levels deep" in err
 
