@@ -80,6 +80,8 @@ def load_with_positions(text: str) -> tuple[Any, dict[tuple, tuple[int, int]]]:
             if kind != "string":
                 raise JSONPosError(f"expected an object key, got `{tok}`", line, col)
             key = json.loads(tok)
+            if key in frame[0]:  # json.loads keeps the last silently: ambiguous, refuse
+                raise JSONPosError(f"duplicate key `{key}` in this object", line, col)
             frame[2] = "colon"
             continue
         if frame is not None and frame[2] == "colon":

@@ -352,7 +352,14 @@ def with_import_defaults(net: Network, text: str, name: str | None = None,
     update["variant"] = "lite" if lite else "standard"
     if lite and isinstance(hdr.depth, int) and "depth" not in given:
         update["depth"] = LITE_UNITS
-    header = type(hdr).model_validate({**hdr.model_dump(), **update})
+    try:
+        header = type(hdr).model_validate({**hdr.model_dump(), **update})
+    except ValidationError as exc:  # an import option's value (`--name 1x`, `--objects 0`)
+        d = Diagnostics()
+        pydantic_diagnostics(exc, d, lambda loc: None, "ASN012")
+        for diag in d:
+            diag.message = "import option " + diag.message
+        raise DiagnosticError(d, None) from None
     return net.model_copy(update={"header": header})
 
 

@@ -242,3 +242,12 @@ def test_deep_json_is_a_diagnostic(tmp_path, capsys):
     code, err = _check(capsys, path)
     assert code == 1 and "Traceback" not in err
     assert "JSON is nested more than 64 levels deep [ASN003]" in err
+
+
+def test_duplicate_json_keys_are_refused(tmp_path, capsys):
+    # json.loads keeps the last of two equal keys without a word; a file that says two
+    # things must not be read as one of them
+    path = tmp_path / "dup.json"
+    path.write_text('{"header": {"name": "n"},\n "header": {"name": "m"}, "nodes": []}')
+    code, err = _check(capsys, path)
+    assert code == 1 and "2:2: error: invalid JSON: duplicate key `header`" in err

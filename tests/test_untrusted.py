@@ -191,3 +191,10 @@ def test_names_that_are_not_utf8_are_skipped_or_refused(tmp_path, capsys):
     assert main(["train", str(EXAMPLES / "tutorial.asn"), "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "error: class folder" in err and "not UTF-8" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", [["--name", "[/]"], ["--name", "1net"], ["--objects", "0"]])
+def test_import_options_are_validated_like_the_header(option, capsys):
+    assert main(["import", str(EXAMPLES / "tutorial.asn"), *option]) == 1
+    err = capsys.readouterr().err
+    assert "error: import option invalid" in err and "Traceback" not in err
