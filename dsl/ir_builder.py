@@ -208,8 +208,9 @@ class _Builder:
             self.diags.error("ASN011", f"block `{st.name}` has no inputs", st.name_span,
                              help="connect it with `<- NAME, ...` after the module")
             return None
+        given = {arg.name for arg in st.args}  # given but invalid: reported already
         for required in ("level", "filters"):
-            if required not in data:
+            if required not in given:
                 self.diags.error("ASN011", f"block `{st.name}` needs `{required}=...`",
                                  st.callee.span)
         if "level" not in data or "filters" not in data:

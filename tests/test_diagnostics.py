@@ -493,3 +493,15 @@ def test_examples_have_no_diagnostics():
         text = p.read_text()
         diags = check(load_text(text, str(p)))
         assert not diags, [render(d, Source(str(p), text)) for d in diags]
+
+
+def test_an_invalid_required_argument_is_reported_once(tmp_path, capsys):
+    # `filters=true` is given, with a wrong value: one error at the value, no "needs filters"
+    from asn.cli.main import main
+
+    path = tmp_path / "b.asn"
+    path.write_text("network n { frames 4 size 32x32 }\nstem r = rgb\n"
+                    "block b = bottleneck(level=3, filters=true) <- r\n")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "needs `filters" not in err and "3:39: error: `filters` expects" in err
