@@ -1,25 +1,32 @@
-"""Back-end speed: `asnc compile` phases and inference latency of the emitted models.
+"""Back-end speed and memory: `asnc compile` of this tree against an earlier commit's code.
 
-    .venv/bin/python benchmarks/compile_bench.py [FILE] [--frames 4] [--size 64 64]
-                                                 [--runs 20] [--warmup 3] [--threads N]
+    .venv/bin/python benchmarks/compile_bench.py [FILE] [--base REV] [--sizes 4x64x64 8x224x224]
+                                                 [--levels 0 1] [--repeat 1] [--no-base]
+                                                 [--bound]
 
-For examples/assemblenet50.asn at the quickstart size (4 frames at 64x64) by default, prints
-in one run:
-  * compile time per phase (build, SavedModel, ONNX, verify), wall and CPU seconds, as
-    `asnc compile` runs them (one process; importing TensorFlow is reported apart);
-  * inference latency at batch 1, the median of `--runs` timed runs after `--warmup`
-    untimed ones, of the SavedModel (reloaded with tf.saved_model.load, its
-    `serving_default` signature) in TensorFlow and of model.onnx in ONNX Runtime (CPU
-    provider, default graph optimisations), and their ratio.
-`--threads N` sets both runtimes' intra-op threads (default: theirs).
+For examples/assemblenet50.asn by default. ``--base REV`` (default: the commit before the
+compile work, `DEFAULT_BASE`) is exported with ``git archive`` into a temporary directory;
+each compile runs in its own fresh process (``--child``), the two contenders interleaved
+(base, this tree, base, ...; the order alternates between repetitions) so that the load of a
+shared machine falls on both alike. Per compile it prints wall and CPU seconds and the peak
+RSS of every phase (the kernel's high-water mark ``VmHWM``, reset at each phase's start
+through ``/proc/self/clear_refs``), the process's peak RSS (``wait4``'s ``ru_maxrss``, as
+``/usr/bin/time -v`` reports it), and the ratios base / this tree.
+
+It also measures the memory bound of the issue: the peak RSS of a process that only builds
+the model once (`lower` in the reference form, one forward pass at the proof batch) against
+that of the ``-O1`` compile with all its proofs.
+Inference latency of the artifacts is `opt_bench.py`'s measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
-import statistics
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,97 +34,215 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BASE = "20e643f"  # main before the compile-speed work (issue 12)
+PHASES = ("build", "weights", "passes", "savedmodel", "onnx", "verify")
 
 
-def cpu() -> float:
+def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _hwm_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_hwm() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        pass
+
+
+# --- child: one compile (or one build) in a fresh process -----------------------------
+
+def child(args) -> int:
+    sys.path.insert(0, args.child)  # the contender's code, ahead of the installed asnc
+    from asn.cli.common import load_checked
+    from asn.compiler.passes import optimise
+
+    frames, h, w = args.shape
+    net, _ = load_checked(args.file, frames, (h, w), None, warnings=False)
+    t0, c0 = time.perf_counter(), _cpu()
+    import tensorflow as tf  # noqa: F401
+
+    import asn
+    rec: dict = {"tree": os.path.dirname(os.path.abspath(asn.__file__)),
+                 "import_s": round(time.perf_counter() - t0, 2)}
+    phases: dict = {}
+    if args.build_only:
+        from asn.backends.tensorflow.lower import lower
+        from asn.backends.tensorflow.parity import random_inputs
+        from asn.compiler.passes import LoweringForm
+
+        _reset_hwm()
+        t, c = time.perf_counter(), _cpu()
+        lowered = lower(net, seed=0, form=LoweringForm.reference())
+        lowered.model(random_inputs(net, 2, 0)["video"], training=False)
+        phases["build"] = {"wall": time.perf_counter() - t, "cpu": _cpu() - c,
+                           "peak_mib": _hwm_mib()}
+    else:
+        from asn.backends.tensorflow.compile import compile_network
+
+        marks: dict = {}
+
+        def on_phase(name, event):
+            if event == "start":
+                _reset_hwm()
+                marks[name] = (time.perf_counter(), _cpu())
+            else:
+                t, c = marks[name]
+                phases[name] = {"wall": time.perf_counter() - t, "cpu": _cpu() - c,
+                                "peak_mib": _hwm_mib()}
+
+        optimised = optimise(net, level=args.level)
+        with tempfile.TemporaryDirectory(prefix="asnc-bench-") as tmp:
+            result = compile_network(net, os.path.join(tmp, "out"), optimised=optimised,
+                                     on_phase=on_phase)
+            rec["parity"] = result.parity.max_abs_diff if result.parity else None
+            rec["proofs"] = {p["pass"]: p["max_abs_diff"] for p in result.report["proofs"]}
+            rec["onnx_sha256"] = result.report["onnx_sha256"]
+            rec["params"] = result.params
+    rec["phases"] = phases
+    print("BENCH " + json.dumps(rec), flush=True)
+    return 0
+
+
+# --- parent: interleaved contenders ------------------------------------------------------
+
+def run_child_rss(tree, file, shape, level, build_only=False) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), file, "--child", tree,
+           "--shape", *map(str, shape), "--level", str(level)]
+    if build_only:
+        cmd.append("--build-only")
+    t = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True,
+                                cwd=tempfile.gettempdir())
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        lines = [line for line in out.read().splitlines() if line.startswith("BENCH ")]
+        if proc.returncode != 0 or not lines:
+            raise SystemExit(f"compile failed ({tree}, {shape}, -O{level}):\n"
+                             f"{err.read()[-3000:]}")
+    rec = json.loads(lines[-1][6:])
+    rec["wall"] = wall
+    rec["cpu"] = usage.ru_utime + usage.ru_stime
+    rec["peak_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
+    return rec
+
+
+def export_tree(rev: str, dest: str) -> str:
+    """``git archive`` of ``rev`` into ``dest`` (symlinks kept); the tree's path."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return dest
+
+
+def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
+    names = list(runs)
+    lines = [f"\n{'x'.join(map(str, shape))}  -O{level}  "
+             f"({len(runs[names[-1]])} run(s) each; medians)"]
+    head = f"  {'phase':<11}" + "".join(f"{n + ' wall':>13}{n + ' peak':>13}" for n in names)
+    if len(names) == 2:
+        head += f"{'wall ratio':>12}{'peak ratio':>12}"
+    lines.append(head)
+
+    def med(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return xs[len(xs) // 2] if xs else None
+
+    def cell(name, phase, key):
+        return med([r["phases"].get(phase, {}).get(key) for r in runs[name]])
+
+    rows = [p for p in PHASES if any(p in r["phases"] for rs in runs.values() for r in rs)]
+    for phase in rows:
+        line = f"  {phase:<11}"
+        vals = []
+        for n in names:
+            w, m = cell(n, phase, "wall"), cell(n, phase, "peak_mib")
+            vals.append((w, m))
+            line += (f"{w:>11.1f} s" if w is not None else f"{'-':>13}")
+            line += (f"{m / 1024:>10.2f} GB" if m is not None else f"{'-':>13}")
+        if len(names) == 2 and all(v[0] for v in vals):
+            line += f"{vals[0][0] / vals[1][0]:>11.2f}x{vals[0][1] / vals[1][1]:>11.2f}x"
+        lines.append(line)
+    totals = []
+    line = f"  {'process':<11}"
+    for n in names:
+        w = med([r["wall"] for r in runs[n]])
+        m = med([r["peak_mib"] for r in runs[n]])
+        totals.append((w, m))
+        line += f"{w:>11.1f} s{m / 1024:>10.2f} GB"
+    if len(names) == 2:
+        line += (f"{totals[0][0] / totals[1][0]:>11.2f}x"
+                 f"{totals[0][1] / totals[1][1]:>11.2f}x")
+    lines.append(line)
+    line = f"  {'cpu':<11}"
+    for n in names:
+        line += f"{med([r['cpu'] for r in runs[n]]):>11.1f} s{'':>13}"
+    lines.append(line)
+    for n in names:
+        r = runs[n][-1]
+        lines.append(f"  {n}: parity {r.get('parity')}, proofs {r.get('proofs')}, "
+                     f"onnx sha256 {str(r.get('onnx_sha256'))[:16]}")
+    return lines
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", nargs="?", default=str(ROOT / "examples" / "assemblenet50.asn"))
-    ap.add_argument("--frames", type=int, default=4)
-    ap.add_argument("--size", type=int, nargs=2, default=(64, 64))
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--base", default=DEFAULT_BASE)
+    ap.add_argument("--no-base", action="store_true", help="only this tree")
+    ap.add_argument("--sizes", nargs="+", default=["4x64x64", "8x224x224"])
+    ap.add_argument("--levels", nargs="+", type=int, default=[1, 0])
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--bound", action="store_true",
+                    help="also measure build-once vs -O1 compile peak RSS (this tree)")
+    ap.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
+    ap.add_argument("--shape", type=int, nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--level", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args)
 
-    from asn.cli.common import load_checked
-
-    net, _ = load_checked(args.file, args.frames, tuple(args.size), None, warnings=False)
-    c0, t0 = cpu(), time.perf_counter()
-    import tensorflow as tf
-    import onnxruntime as ort
-
-    from asn.backends.tensorflow.compile import compile_network
-    from asn.backends.tensorflow.parity import random_inputs
-
-    print(f"{net.header.name}: {args.frames} frames at {args.size[0]}x{args.size[1]}, "
-          f"{net.header.classes} classes; {os.cpu_count()} CPUs; TF {tf.__version__}, "
-          f"ONNX Runtime {ort.__version__}")
-    print(f"  import TF/tf2onnx/ORT  wall {time.perf_counter() - t0:6.1f} s   "
-          f"cpu {cpu() - c0:6.1f} s")
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-
-    marks: dict[str, tuple[float, float]] = {}
-
-    def on_phase(name, event):
-        if event == "start":
-            marks[name] = (time.perf_counter(), cpu())
-        else:
-            w, c = marks[name]
-            marks[name] = (time.perf_counter() - w, cpu() - c)
-
-    with tempfile.TemporaryDirectory(prefix="asnc-bench-") as tmp:
-        out = os.path.join(tmp, "out")
-        result = compile_network(net, out, on_phase=on_phase)
-        print("compile phases:")
-        total_w = total_c = 0.0
-        for name in ("build", "savedmodel", "onnx", "verify"):
-            w, c = marks[name]
-            total_w, total_c = total_w + w, total_c + c
-            print(f"  {name:<21}  wall {w:6.1f} s   cpu {c:6.1f} s")
-        print(f"  {'total':<21}  wall {total_w:6.1f} s   cpu {total_c:6.1f} s")
-        print(f"  params {result.params:,}; parity max |TF - ONNX| "
-              f"{result.parity.max_abs_diff:.2e}; SavedModel "
-              f"{result.sizes['saved_model'] / 2**20:.1f} MiB, ONNX "
-              f"{result.sizes['model.onnx'] / 2**20:.1f} MiB")
-
-        feeds = random_inputs(net, 1, seed=0)
-        sig = tf.saved_model.load(os.path.join(out, "saved_model")).signatures[
-            "serving_default"]
-        tf_feeds = {k: tf.constant(v) for k, v in feeds.items()}
-        opts = ort.SessionOptions()
-        if args.threads:
-            opts.intra_op_num_threads = args.threads
-        session = ort.InferenceSession(os.path.join(out, "model.onnx"), opts,
-                                       providers=["CPUExecutionProvider"])
-
-        def run_tf():
-            sig(**tf_feeds)["logits"].numpy()
-
-        def run_ort():
-            session.run(["logits"], feeds)
-
-        print("inference latency:")
-        lat = {}
-        for name, fn in (("TensorFlow SavedModel", run_tf), ("ONNX Runtime", run_ort)):
-            for _ in range(args.warmup):
-                fn()
-            times = []
-            for _ in range(args.runs):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            lat[name] = statistics.median(times)
-            print(f"  {name:<21}  batch 1: median {lat[name] * 1e3:8.1f} ms "
-                  f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}, "
-                  f"{args.runs} runs)")
-        ratio = lat["TensorFlow SavedModel"] / lat["ONNX Runtime"]
-        print(f"  TF / ONNX Runtime latency ratio: {ratio:.2f}")
+    file = os.path.abspath(args.file)
+    print(f"compile_bench: {os.path.relpath(file, ROOT)}; {os.cpu_count()} CPUs; "
+          f"this tree {ROOT} vs base {args.base}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+          flush=True)
+    tmp = tempfile.mkdtemp(prefix="asnc-bench-base-")
+    try:
+        trees = {"this": str(ROOT)}
+        if not args.no_base:
+            trees = {"base": export_tree(args.base, tmp), "this": str(ROOT)}
+        for size in args.sizes:
+            shape = tuple(int(x) for x in size.split("x"))
+            for level in args.levels:
+                runs: dict[str, list[dict]] = {n: [] for n in trees}
+                for k in range(args.repeat):
+                    order = list(trees) if k % 2 == 0 else list(reversed(trees))
+                    for n in order:
+                        runs[n].append(run_child_rss(trees[n], file, shape, level))
+                print("\n".join(report(shape, level, runs)), flush=True)
+            if args.bound:
+                build = run_child_rss(str(ROOT), file, shape, 1, build_only=True)
+                o1 = run_child_rss(str(ROOT), file, shape, 1)
+                print(f"\n{size} memory bound (this tree): build once (reference form + "
+                      f"one forward pass at batch 2) peak {build['peak_mib'] / 1024:.2f} GB; "
+                      f"-O1 compile with proofs peak {o1['peak_mib'] / 1024:.2f} GB; ratio "
+                      f"{o1['peak_mib'] / build['peak_mib']:.2f} (bound 1.5)", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -16,6 +16,7 @@ both are made and only the asked formats kept).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -180,6 +181,8 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             batch=o.batch, seed=o.seed,
             weights_sha256=file_sha256(o.weights) if o.weights else None)
         artifacts = _write_artifacts(model, final_net, tmp, o, phase, metadata)
+        del model, lowered  # written: the parity check loads the artifacts themselves
+        gc.collect()
         parity = None
         if o.verify:
             with phase("verify"):

@@ -44,8 +44,9 @@ def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
         proto = _convert(tf2onnx, fn, signature, opset)
     _canonicalise(proto, net.header.name, layer_scopes(model, net), model.name)
     _describe(proto, net, metadata or {}, model_version)
-    onnx.checker.check_model(proto)
     data = proto.SerializeToString(deterministic=True)
+    del proto  # the bytes are all that is left to check and write (one copy, not three)
+    onnx.checker.check_model(data)  # bytes: checked as they are, not serialised again
     if path is not None:
         with open(path, "wb") as fh:
             fh.write(data)
@@ -53,25 +54,85 @@ def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
 
 
 def _convert(tf2onnx, fn, signature, opset):
-    """tf2onnx's conversion, without its per-optimiser deep copy of the graph when possible.
+    """tf2onnx's conversion of ``fn``, the lean way when this tf2onnx allows it.
 
-    tf2onnx copies the whole graph before each optimiser so that it can skip one that fails;
-    on these graphs (thousands of nodes: the unrolled flow layer) that copying is most of the
-    conversion time. Setting TF2ONNX_CATCH_ERRORS (to anything: tf2onnx 1.17 compares the
-    variable's name, not its value) turns the copy off. If an optimiser then fails, the
-    conversion is redone the careful way. A value the user set is left alone.
+    `_lean_convert` is `tf2onnx.convert.from_function` without its two costs that grow with
+    the weights (37 M values for AssembleNet-50), not with the graph: TF's freezing wraps
+    the frozen graph in a new function only for tf2onnx to read its GraphDef back, and each
+    of tf2onnx's optimisers re-serialises every node, constants included (`_LeanOptimizer`),
+    and copies the graph first (TF2ONNX_CATCH_ERRORS). The graph it converts and every
+    rewrite are the same, so the ONNX bytes are too (the byte-identity test compares with
+    the plain conversion). Where a step fails (another tf2onnx, an optimiser error), the
+    conversion is redone with tf2onnx's own `from_function` and its error recovery.
     """
-    key = "TF2ONNX_CATCH_ERRORS"
-    if key not in os.environ:
-        os.environ[key] = "false"
-        try:
-            return tf2onnx.convert.from_function(fn, input_signature=signature,
-                                                 opset=opset)[0]
-        except Exception:
-            pass  # redo it with tf2onnx's own error recovery below
-        finally:
-            os.environ.pop(key, None)
+    try:
+        return _lean_convert(tf2onnx, fn, signature, opset)
+    except Exception:
+        pass  # redo it the careful way below
     return tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)[0]
+
+
+def _lean_convert(tf2onnx, fn, signature, opset):
+    import tensorflow as tf
+    from tensorflow.python.framework import convert_to_constants as c2c
+    from tf2onnx import constants, optimizer, tf_loader
+
+    concrete = fn.get_concrete_function(*signature)
+    input_names = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    renames = tf2onnx.convert.tensor_names_from_structed(concrete, input_names, output_names)
+    # convert_variables_to_constants_v2 minus _construct_concrete_function (seconds, and a
+    # second copy of every weight): the frozen GraphDef is all tf2onnx reads
+    data = c2c._FunctionConverterDataInEager(func=concrete, lower_control_flow=False,
+                                             aggressive_inlining=True)
+    graph_def, _ = c2c._replace_variables_by_constants(converter_data=data)
+    del data
+    with tf.Graph().as_default() as graph:  # what as_graph_def(add_shapes=True) adds
+        tf.import_graph_def(graph_def, name="")
+        graph_def = graph.as_graph_def(add_shapes=True)
+    del graph
+    graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
+    with tf.Graph().as_default() as graph, tf_loader.tf_session(graph=graph) as sess:
+        tf.import_graph_def(graph_def, name="")
+        input_names = tf_loader.inputs_without_resource(sess, input_names)
+    del graph, sess  # grappler copies the graph several times: not one more than needed
+    with tf.Graph().as_default():  # (it exports a meta graph: no eager mode)
+        graph_def = tf_loader.tf_optimize(input_names, output_names, graph_def)
+    os.environ[constants.ENV_TF2ONNX_CATCH_ERRORS] = "false"  # no copy per optimiser
+    try:
+        lean = {name: _lean_optimizer(cls) for name, cls in optimizer._get_optimizers().items()}
+        return tf2onnx.convert._convert_common(
+            graph_def, name=concrete.name, continue_on_error=True, opset=opset,
+            input_names=input_names, output_names=output_names, tensors_to_rename=renames,
+            initialized_tables=None, optimizers=lean)[0]
+    finally:
+        os.environ.pop(constants.ENV_TF2ONNX_CATCH_ERRORS, None)
+
+
+def _lean_optimizer(cls):
+    """``cls`` (a tf2onnx optimiser) without the node-to-proto sync it does after it runs.
+
+    tf2onnx keeps each node twice, as Python state and as a NodeProto, and syncs the proto
+    after every optimiser (`Graph.update_proto`): copying every constant tensor, 24 times
+    per conversion. No optimiser reads the protos (they work on the nodes' state) and
+    `make_model` syncs them once at the end, so skipping the intermediate syncs changes
+    nothing but the time.
+    """
+
+    class Lean(cls):
+        def optimize(self, graph, iteration):
+            graph.update_proto = _no_sync  # instance attribute: this graph, this call
+            try:
+                return super().optimize(graph, iteration)
+            finally:
+                del graph.update_proto
+
+    Lean.__name__ = Lean.__qualname__ = f"Lean{cls.__name__}"
+    return Lean
+
+
+def _no_sync(external_tensor_storage=None):
+    return None
 
 
 def _canonicalise(proto, name: str, scopes: dict[str, str] | None = None,
