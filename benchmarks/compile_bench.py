@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/compile_bench.py [FILE] [--base REV] [--sizes 4x64x64 8x224x224]
                                                  [--levels 0 1] [--repeat 1] [--no-base]
-                                                 [--bound]
+                                                 [--bound] [--json FILE]
 
 For examples/assemblenet50.asn by default. ``--base REV`` (default: the commit before the
 compile work, `DEFAULT_BASE`) is exported with ``git archive`` into a temporary directory;
@@ -68,7 +68,7 @@ def child(args) -> int:
 
     frames, h, w = args.shape
     net, _ = load_checked(args.file, frames, (h, w), None, warnings=False)
-    t0, c0 = time.perf_counter(), _cpu()
+    t0 = time.perf_counter()
     import tensorflow as tf  # noqa: F401
 
     import asn
@@ -136,7 +136,10 @@ def run_child_rss(tree, file, shape, level, build_only=False) -> dict:
     rec = json.loads(lines[-1][6:])
     rec["wall"] = wall
     rec["cpu"] = usage.ru_utime + usage.ru_stime
-    rec["peak_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
+    # ru_maxrss is the same high-water mark that clear_refs resets: the process's peak is
+    # the largest of it (the time after the last reset) and the phases' peaks
+    rec["peak_mib"] = max([usage.ru_maxrss / 1024,  # KiB on Linux
+                           *(p["peak_mib"] for p in rec["phases"].values())])
     return rec
 
 
@@ -152,9 +155,10 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     names = list(runs)
     lines = [f"\n{'x'.join(map(str, shape))}  -O{level}  "
              f"({len(runs[names[-1]])} run(s) each; medians)"]
-    head = f"  {'phase':<11}" + "".join(f"{n + ' wall':>13}{n + ' peak':>13}" for n in names)
+    head = f"  {'phase':<11}" + "".join(f"{n + ' wall':>12}{n + ' cpu':>12}{n + ' peak':>12}"
+                                        for n in names)
     if len(names) == 2:
-        head += f"{'wall ratio':>12}{'peak ratio':>12}"
+        head += f"{'wall ratio':>11}{'cpu ratio':>11}{'peak ratio':>11}"
     lines.append(head)
 
     def med(xs):
@@ -169,28 +173,22 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
         line = f"  {phase:<11}"
         vals = []
         for n in names:
-            w, m = cell(n, phase, "wall"), cell(n, phase, "peak_mib")
-            vals.append((w, m))
-            line += (f"{w:>11.1f} s" if w is not None else f"{'-':>13}")
-            line += (f"{m / 1024:>10.2f} GB" if m is not None else f"{'-':>13}")
+            w, c, m = (cell(n, phase, k) for k in ("wall", "cpu", "peak_mib"))
+            vals.append((w, c, m))
+            line += (f"{w:>10.1f} s{c:>10.1f} s{m / 1024:>9.2f} GB" if w is not None
+                     else f"{'-':>12}{'-':>12}{'-':>12}")
         if len(names) == 2 and all(v[0] for v in vals):
-            line += f"{vals[0][0] / vals[1][0]:>11.2f}x{vals[0][1] / vals[1][1]:>11.2f}x"
+            line += "".join(f"{vals[0][k] / vals[1][k]:>10.2f}x" for k in range(3))
         lines.append(line)
     totals = []
     line = f"  {'process':<11}"
     for n in names:
-        w = med([r["wall"] for r in runs[n]])
-        m = med([r["peak_mib"] for r in runs[n]])
-        totals.append((w, m))
-        line += f"{w:>11.1f} s{m / 1024:>10.2f} GB"
+        w, c, m = (med([r[k] for r in runs[n]]) for k in ("wall", "cpu", "peak_mib"))
+        totals.append((w, c, m))
+        line += f"{w:>10.1f} s{c:>10.1f} s{m / 1024:>9.2f} GB"
     if len(names) == 2:
-        line += (f"{totals[0][0] / totals[1][0]:>11.2f}x"
-                 f"{totals[0][1] / totals[1][1]:>11.2f}x")
-    lines.append(line)
-    line = f"  {'cpu':<11}"
-    for n in names:
-        line += f"{med([r['cpu'] for r in runs[n]]):>11.1f} s{'':>13}"
-    lines.append(line)
+        line += "".join(f"{totals[0][k] / totals[1][k]:>10.2f}x" for k in range(3))
+    lines.append(line + "   (whole process: Python and TF start-up included)")
     for n in names:
         r = runs[n][-1]
         lines.append(f"  {n}: parity {r.get('parity')}, proofs {r.get('proofs')}, "
@@ -206,6 +204,7 @@ def main() -> int:
     ap.add_argument("--sizes", nargs="+", default=["4x64x64", "8x224x224"])
     ap.add_argument("--levels", nargs="+", type=int, default=[1, 0])
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--json", metavar="FILE", help="append every run's raw record to FILE")
     ap.add_argument("--bound", action="store_true",
                     help="also measure build-once vs -O1 compile peak RSS (this tree)")
     ap.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
@@ -217,9 +216,9 @@ def main() -> int:
         return child(args)
 
     file = os.path.abspath(args.file)
-    print(f"compile_bench: {os.path.relpath(file, ROOT)}; {os.cpu_count()} CPUs; "
-          f"this tree {ROOT} vs base {args.base}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-          flush=True)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"compile_bench: {os.path.relpath(file, ROOT)}; {os.cpu_count()} CPUs; this tree "
+          f"{ROOT} vs base {args.base}; {when}", flush=True)
     tmp = tempfile.mkdtemp(prefix="asnc-bench-base-")
     try:
         trees = {"this": str(ROOT)}
@@ -234,6 +233,10 @@ def main() -> int:
                     for n in order:
                         runs[n].append(run_child_rss(trees[n], file, shape, level))
                 print("\n".join(report(shape, level, runs)), flush=True)
+                if args.json:
+                    with open(args.json, "a") as fh:
+                        fh.write(json.dumps({"shape": shape, "level": level, "runs": runs})
+                                 + "\n")
             if args.bound:
                 build = run_child_rss(str(ROOT), file, shape, 1, build_only=True)
                 o1 = run_child_rss(str(ROOT), file, shape, 1)

@@ -98,7 +98,10 @@ def _lean_convert(tf2onnx, fn, signature, opset):
     del graph, sess  # grappler copies the graph several times: not one more than needed
     with tf.Graph().as_default():  # (it exports a meta graph: no eager mode)
         graph_def = tf_loader.tf_optimize(input_names, output_names, graph_def)
-    os.environ[constants.ENV_TF2ONNX_CATCH_ERRORS] = "false"  # no copy per optimiser
+    key = constants.ENV_TF2ONNX_CATCH_ERRORS
+    user_set = key in os.environ  # a value the user set is left alone
+    if not user_set:
+        os.environ[key] = "false"  # no copy of the graph per optimiser
     try:
         lean = {name: _lean_optimizer(cls) for name, cls in optimizer._get_optimizers().items()}
         return tf2onnx.convert._convert_common(
@@ -106,7 +109,8 @@ def _lean_convert(tf2onnx, fn, signature, opset):
             input_names=input_names, output_names=output_names, tensors_to_rename=renames,
             initialized_tables=None, optimizers=lean)[0]
     finally:
-        os.environ.pop(constants.ENV_TF2ONNX_CATCH_ERRORS, None)
+        if not user_set:
+            os.environ.pop(key, None)
 
 
 def _lean_optimizer(cls):
