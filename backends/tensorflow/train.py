@@ -54,6 +54,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,9 @@ class TrainOptions:
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
     mixed_precision: bool = False  # keras mixed_float16 policy
     verbose: int | str = "auto"  # Keras Progbar verbosity; auto: bar on a terminal, else per epoch
+    # Called with the lowered model before training starts (not on --resume, whose checkpoint
+    # holds the weights): `asnc evolve` starts a child from what it inherits (trial.py).
+    initialise: Callable[[Lowered], None] | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -499,6 +503,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
         model = lowered.model
         if options.mixed_precision:
             _flow_in_float32(model)
+        if options.initialise is not None and not ckpt:
+            options.initialise(lowered)
         train_model = _logits_model(model)
         optimizer = keras.optimizers.Adam(learning_rate=_learning_rate(options, steps))
         if options.mixed_precision:
@@ -543,7 +549,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
         "train_videos": len(train_s),
         "val_videos": len(val_s),
         "skipped_videos": stats.skipped_paths,
-        "config": {**{k: v for k, v in asdict(options).items() if k not in ("verbose",)},
+        "config": {**{k: v for k, v in asdict(options).items()
+                      if k not in ("verbose", "initialise")},
                    "steps_per_epoch": steps, "frames": net.header.frames,
                    "size": list(net.header.size), "replicas": strategy.num_replicas_in_sync,
                    "resumed_from_epoch": initial_epoch,
