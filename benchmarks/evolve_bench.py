@@ -3,7 +3,8 @@ same training per trial, several seeds, on moving shapes whose class is the moti
 (so the flow stem and the connectivity matter).
 
     .venv/bin/python benchmarks/evolve_bench.py [--trials 8] [--population 4] [--sample 2]
-        [--seeds 0 1 2] [--epochs 1] [--steps 4] [--per-class 12] [--frames 8] [--size 32]
+        [--seeds 0 1 2] [--epochs 2] [--steps 8] [--batch 8] [--lr 5e-3] [--per-class 12]
+        [--frames 8] [--size 32]
         [--out build/evolve_bench] [--save benchmarks/results/DATE-evolve_bench.txt]
 
 For each seed, the two searches run one after the other (alternating which goes first), each
@@ -53,14 +54,15 @@ def _generate(out: Path, per_class: int, frames: int, size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--population", type=int, default=4)
     p.add_argument("--sample", type=int, default=2)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--per-class", type=int, default=12)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=32)
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd = [sys.executable, "-m", "asn", "evolve", str(seed_file), "--data", str(data),
                    "--population", str(a.population), "--sample", str(a.sample),
                    "--trials", str(a.trials), "--epochs", str(a.epochs), "--steps",
-                   str(a.steps), "--batch", str(a.batch), "--frames", str(a.frames),
+                   str(a.steps), "--batch", str(a.batch), "--lr", str(a.lr),
+                   "--frames", str(a.frames),
                    "--size", str(a.size), str(a.size), "--seed", str(seed),
                    "--selection", method, "--out", str(run), "--json"]
             if (run / "journal.jsonl").exists():
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{summary['done']}/{summary['trials']} done, {wall:.0f} s", flush=True)
 
     lines = [f"evolve_bench: {a.trials} trials (population {a.population}, sample "
-             f"{a.sample}), {a.epochs} epoch(s) x {a.steps} steps of batch {a.batch} per trial, "
+             f"{a.sample}), {a.epochs} epoch(s) x {a.steps} steps of batch {a.batch} (lr {a.lr:g}) "
+             "per trial, "
              f"moving shapes 4 classes x {a.per_class} videos, {a.frames} frames {a.size}x"
              f"{a.size}, seeds {a.seeds}", "",
              "| method | seed | best held-out top-1 | its GFLOPs | mean trial top-1 | wall s |",

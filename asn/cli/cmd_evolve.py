@@ -170,7 +170,7 @@ def _prepare_run_dir(run_dir: Path, cfg, net, resume: bool) -> None:
     if resume:
         try:
             saved = json.loads(config_path.read_text(encoding="utf-8"))
-            saved_net = load_text(saved["seed_network"], str(config_path))
+            saved_net = load_text(saved["seed_network"], f"{config_path} (seed_network)")
             saved_cfg = saved["config"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise _stop(f"`{run_dir}` holds no evolution run to resume ({CONFIG_FILE}: "
@@ -217,10 +217,16 @@ def _run(cfg, net, run_dir: Path, address: Optional[str], concurrency: Optional[
         if sum(1 for r in journal.read() if r["status"] in ("done", "failed")) < cfg.trials:
             executor = RayExecutor(address, cfg.cpus_per_trial, cfg.gpus_per_trial)
             slots = concurrency or executor.slots
-            err_console.print(f"Ray: {executor.resources} ({'cluster ' + address if address else 'local'}); "
-                              f"{slots} trial(s) at once")
+            where = f"cluster {address}" if address else "local"
+            err_console.print(f"Ray: {executor.resources} ({where}); {slots} trial(s) at once")
             evolution = Evolution(cfg, net, journal, executor, progress, slots)
-            evolution.run()
+            try:
+                evolution.run()
+            except KeyboardInterrupt:
+                err_console.print(f"interrupted: {evolution.finished_trials} of {cfg.trials} "
+                                  "trials finished; continue with the same command and "
+                                  "--resume")
+                raise
     finally:
         if executor is not None:
             executor.shutdown()

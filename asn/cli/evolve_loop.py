@@ -96,18 +96,22 @@ class RayExecutor:
         import os
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import logging
+
         import ray
+        from ray import exceptions
 
         from ..backends.tensorflow.trial import run_trial
 
-        self._ray = ray
+        self._ray, self._exceptions = ray, exceptions
         try:
             ray.init(address=address or "local", num_cpus=local_cpus if not address else None,
-                     include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=True)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = f"the Ray cluster at `{address}`" if address else "a local Ray instance"
             raise EvolveError(f"cannot start or join {where}: {exc}") from None
+        _restore_ctrl_c()
         self._remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                   max_retries=0)(run_trial)
         res = ray.cluster_resources()
@@ -125,7 +129,7 @@ class RayExecutor:
         return ready
 
     def result(self, handle: Any) -> dict:
-        ex = self._ray.exceptions
+        ex = self._exceptions
         died = tuple(getattr(ex, n) for n in ("WorkerCrashedError", "NodeDiedError",
                                                 "OutOfMemoryError", "ObjectLostError",
                                                 "LocalRayletDiedError") if hasattr(ex, n))
@@ -139,6 +143,19 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         self._ray.shutdown()
+
+
+def _restore_ctrl_c() -> None:
+    """Put Python's SIGINT handler back: after `ray.init` in a process that imported
+    TensorFlow, Ctrl-C no longer reached Python (measured: the loop kept running), although
+    `signal.getsignal` still named Python's handler (the native one had been replaced)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, handler if callable(handler) else
+                      signal.default_int_handler)
 
 
 def _first_line(exc: BaseException) -> str:

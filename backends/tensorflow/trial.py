@@ -136,7 +136,7 @@ def _initialise(lowered, spec: TrialSpec) -> dict:
             layer = layers.get(name)
             if not isinstance(layer, SigmoidFusion) or len(weights) != layer.edge_logits.shape[0]:
                 continue
-            logits = ops.convert_to_numpy(layer.edge_logits).astype(np.float32)
+            logits = np.array(ops.convert_to_numpy(layer.edge_logits), dtype=np.float32)
             for i, w in enumerate(weights):
                 if w is not None:  # the logit whose sigmoid is the inherited weight
                     w = min(max(float(w), 1e-6), 1 - 1e-6)

@@ -26,7 +26,8 @@ from ..validation import MAX_LEVEL, check
 
 __all__ = ["MUTATIONS", "DILATIONS", "Redraw", "MutationError", "mutate", "is_valid",
            "connection_mutation", "split_block", "merge_blocks", "change_dilation",
-           "change_filters", "move_level", "known_weights", "without_comments", "inherit", "DEFAULT_THRESHOLD"]
+           "change_filters", "move_level", "known_weights", "without_comments", "inherit",
+           "DEFAULT_THRESHOLD"]
 
 MUTATIONS = ("connections", "split", "merge", "dilation", "filters", "level")
 DILATIONS = (1, 2, 4, 8)  # the paper's temporal dilations

@@ -16,7 +16,7 @@ def pareto_front(points: Sequence[tuple[int, float, float]]) -> list[int]:
     front: list[int] = []
     best_acc = float("-inf")
     # cheapest first; among equal cost, most accurate first
-    for pid, acc, gflops in sorted(points, key=lambda p: (p[2], -p[1])):
+    for pid, acc, _gflops in sorted(points, key=lambda p: (p[2], -p[1])):
         if acc > best_acc:
             front.append(pid)
             best_acc = acc
