@@ -138,3 +138,55 @@ def test_evolve_on_ray_survives_a_killed_worker_and_a_killed_run(data_dir, tmp_p
     assert main(["compile", str(run / "best.asn"), "-o", str(tmp_path / "best"), "-O0",
                  "--format", "savedmodel", "--no-verify", "--weights", str(weights)]) == 0
     assert (tmp_path / "best" / "saved_model" / "saved_model.pb").exists()
+
+
+@pytest.mark.filterwarnings("ignore:skipping unreadable video:RuntimeWarning")
+def test_a_trial_on_bad_data_is_a_failed_result_with_its_error(tmp_path):
+    from asn.backends.tensorflow.trial import WORKER_FILE, TrialSpec, run_trial
+    from asn.cli.common import apply_overrides
+    from asn.dsl.loader import load_text
+
+    for c in ("left", "right"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "data" / c / f"v{i}.mp4").write_bytes(b"not a video" * 10)
+    net = apply_overrides(load_text(TINY), classes=2)
+    out = tmp_path / "trial"
+    result = run_trial(TrialSpec(id=1, net=net, data=str(tmp_path / "data"), out=str(out),
+                                 epochs=1, steps=1, batch=2, lr=1e-3, val_ratio=0.34, seed=0,
+                                 cpus=1))
+    assert result["status"] == "failed"
+    assert "no training batch could be read" in result["error"]
+    assert result["started"] <= result["finished"]
+    assert json.loads((out / WORKER_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_a_run_directory_is_never_overwritten_and_resume_checks_the_settings(
+        data_dir, tmp_path, capsys):
+    seed = tmp_path / "tiny.asn"
+    seed.write_text(TINY)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "journal.jsonl").write_text('{"id": 1, "status": "done"}\n')
+    args = ["evolve", str(seed), "--data", str(data_dir), "--out", str(run)]
+    assert main(args) == 1
+    assert "already holds an evolution run" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 1
+    assert "holds no evolution run to resume" in capsys.readouterr().err
+    (run / "evolve.json").write_text(json.dumps({
+        "config": {"population": 5}, "seed_network": TINY}))
+    assert main(args + ["--resume"]) == 1
+    assert "another seed network" in capsys.readouterr().err  # TINY has 7 classes, data 3
+    from asn.cli.common import apply_overrides
+    from asn.dsl.loader import load_text
+    from asn.dsl.printer import format_network
+
+    from asn.cli.evolve_loop import EvolveConfig
+
+    net = apply_overrides(load_text(TINY), classes=3)
+    saved = EvolveConfig(data=os.path.abspath(data_dir), out=os.path.abspath(run),
+                         population=5)
+    (run / "evolve.json").write_text(json.dumps({
+        "config": saved.to_json(), "seed_network": format_network(net)}))
+    assert main(args + ["--resume"]) == 1
+    assert "population was 5, now 8" in capsys.readouterr().err

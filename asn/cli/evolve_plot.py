@@ -26,7 +26,7 @@ def plot_evolution(records: list[dict], fmt: str) -> bytes:
     ax_t, ax_c = fig.subplots(1, 2)
 
     minutes = [(r["finished"] - t0) / 60 for r in done]
-    ax_t.scatter(minutes, [r["fitness"] for r in done], s=22, color="tab:blue",
+    ax_t.scatter(minutes, [r["fitness"] for r in done], s=22, color="tab:blue", alpha=0.7,
                  label="trial (held-out top-1)", zorder=3)
     if failed:
         ax_t.scatter([(r["finished"] - t0) / 60 for r in failed], [0.0] * len(failed),
@@ -38,6 +38,7 @@ def plot_evolution(records: list[dict], fmt: str) -> bytes:
         best_y.append(best)
     if best_x:
         ax_t.step(best_x, best_y, where="post", color="tab:orange", lw=2, label="best so far")
+    ax_t.set_xlim(left=0)
     ax_t.set_xlabel("time since the first trial started (min)")
     ax_t.set_ylabel("held-out top-1 accuracy")
     ax_t.set_ylim(-0.03, 1.03)
