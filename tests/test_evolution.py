@@ -289,3 +289,25 @@ def test_resume_runs_only_the_remaining_trials(tmp_path, net):
     assert len(ex.specs) == 5 and len(records) == 8
     assert len({r["id"] for r in records}) == 8
     assert json.dumps(records)  # plain JSON throughout
+
+
+def test_random_networks_stay_within_the_bounds_and_check(net):
+    from asn.compiler.evolution.random_net import RandomBounds, random_network
+
+    bounds = RandomBounds(blocks_per_level=(1, 3), filters=(4, 8), max_inputs=2)
+    rng = random.Random(0)
+    shapes = set()
+    for _ in range(15):
+        r = random_network(net, rng, bounds)
+        assert r.header == net.header and r.stems == net.stems
+        assert not [d for d in check(r) if d.is_error]
+        levels = [b.level for b in r.blocks]
+        assert all(1 <= levels.count(k) <= 3 for k in range(4))
+        assert {b.filters for b in r.blocks} <= {4, 8}
+        assert len({b.filters for b in r.blocks if b.level == 3}) == 1  # one head width
+        nodes = r.node_map()
+        for b in r.blocks:
+            assert 1 <= len(b.inputs) <= 2
+            assert all(node_level(nodes[i.source]) < b.level for i in b.inputs)
+        shapes.add(tuple(levels))
+    assert len(shapes) > 1  # drawn, not fixed

@@ -99,6 +99,17 @@ def evolve(
                                     "share of videos held out for the fitness."),
     cache: bool = typer.Option(False, "--cache", help="Keep decoded videos in memory in each "
                                "trial (small data)."),
+    random_init: bool = typer.Option(False, "--random-init", help="Make the initial "
+                                     "population (and --selection random's individuals) "
+                                     "random networks within the bounds below, with the "
+                                     "seed's header and stems, instead of seed mutants."),
+    random_blocks: Tuple[int, int] = typer.Option((1, 2), "--random-blocks",
+                                                  metavar="MIN MAX", help="--random-init: "
+                                                  "blocks per level 0..3."),
+    random_filters: str = typer.Option("8,16,32", "--random-filters", metavar="F,F,...",
+                                       help="--random-init: block widths to draw from."),
+    random_inputs: int = typer.Option(3, "--random-inputs", min=1, help="--random-init: "
+                                      "at most this many inputs per block."),
     warm_start: bool = typer.Option(False, "--warm-start", help="Start a child's unchanged "
                                     "stems and blocks from its parent's trained weights "
                                     "(default: from scratch, the paper's setting; needs RUN "
@@ -117,13 +128,26 @@ def evolve(
 
     if not os.path.isdir(data):
         raise _stop(f"data folder `{data}` does not exist")
+    try:
+        widths = tuple(int(f) for f in random_filters.split(","))
+        if not widths or min(widths) < 1 or max(widths) > 65536:
+            raise ValueError
+    except ValueError:
+        raise _stop(f"--random-filters takes comma-separated widths 1..65536, got "
+                    f"`{random_filters}`") from None
+    if not 1 <= random_blocks[0] <= random_blocks[1] <= 64:
+        raise _stop(f"--random-blocks takes MIN MAX with 1 <= MIN <= MAX <= 64, got "
+                    f"{random_blocks[0]} {random_blocks[1]}")
     cfg = EvolveConfig(data=os.path.abspath(data), out=os.path.abspath(out_dir),
                        population=population, sample=sample, trials=trials, epochs=epochs,
                        steps=steps, batch=batch, lr=lr, val_ratio=val_ratio, seed=seed,
                        max_gflops=max_gflops, max_params=max_params, threshold=threshold,
                        initial_mutations=initial_mutations, selection=str(selection),
                        retries=retries, cpus_per_trial=cpus_per_trial,
-                       gpus_per_trial=gpus_per_trial, cache=cache, warm_start=warm_start)
+                       gpus_per_trial=gpus_per_trial, cache=cache, warm_start=warm_start,
+                       random_init=random_init,
+                       random_blocks=(random_blocks[0], random_blocks[1]),
+                       random_filters=widths, random_inputs=random_inputs)
     net = _seed_network(seed_file, frames, size, data)
     run_dir = Path(out_dir)
     _prepare_run_dir(run_dir, cfg, net, resume)
@@ -180,12 +204,13 @@ def _prepare_run_dir(run_dir: Path, cfg, net, resume: bool) -> None:
         if saved_net != net:
             raise _stop(f"`{run_dir}` is a run of another seed network (see {config_path})",
                         help="resume with the seed, --frames and --size of that run")
-        changed = [k for k, v in cfg.to_json().items()
+        now = json.loads(json.dumps(cfg.to_json()))  # as saved: tuples are JSON lists
+        changed = [k for k, v in now.items()
                    if k not in cfg.RESUMABLE_CHANGES and saved_cfg.get(k) != v]
         if changed:
             k = changed[0]
             raise _stop(f"--resume with another setting: {k} was {saved_cfg.get(k)!r}, now "
-                        f"{cfg.to_json()[k]!r}", help="repeat the run's options (only "
+                        f"{now[k]!r}", help="repeat the run's options (only "
                         "--trials and --retries may change)")
     elif Journal(run_dir).exists():
         raise _stop(f"`{run_dir}` already holds an evolution run", help="pass --resume to "

@@ -28,6 +28,7 @@ from ..compiler.evolution.budget import Budget, cost
 from ..compiler.evolution.journal import TRIAL_STATUSES, Journal
 from ..compiler.connectivity import clear_weights
 from ..compiler.evolution.mutations import MutationError, inherit, mutate, without_comments
+from ..compiler.evolution.random_net import RandomBounds, random_network
 from ..compiler.evolution.selection import AgingPopulation, Member
 from ..dsl.ir import Network
 from ..dsl.loader import load_text
@@ -71,6 +72,10 @@ class EvolveConfig:
     gpus_per_trial: float = 0.0
     cache: bool = False
     warm_start: bool = False
+    random_init: bool = False  # the initial population: random networks, not seed mutants
+    random_blocks: tuple[int, int] = (1, 2)
+    random_filters: tuple[int, ...] = (8, 16, 32)
+    random_inputs: int = 3
 
     # what must match for --resume (the trial count may grow; where it runs may change)
     RESUMABLE_CHANGES = ("trials", "retries", "out")
@@ -180,7 +185,9 @@ def describe(mutation: list[dict]) -> str:
     parts = []
     for m in mutation:
         p = {k: v for k, v in m.items() if k not in ("kind", "inherited")}
-        if m["kind"] == "connections":
+        if m["kind"] == "random":
+            parts.append(f"random network ({m['blocks']} blocks)")
+        elif m["kind"] == "connections":
             parts.append(f"connections(-{len(p['removed'])} +{len(p['added'])})")
         else:
             parts.append(f"{m['kind']}({', '.join(f'{k}={v}' for k, v in p.items())})")
@@ -241,7 +248,14 @@ class Evolution:
             seed = self.cfg.seed * 1_000_003 + rid  # the child's own stream: reproducible
             rng = random.Random(seed)
             try:
-                if initial or self.cfg.selection == "random" or not len(self.population):
+                fresh = initial or self.cfg.selection == "random" or not len(self.population)
+                if fresh and self.cfg.random_init:
+                    bounds = RandomBounds(self.cfg.random_blocks, self.cfg.random_filters,
+                                          self.cfg.random_inputs)
+                    parent, net = None, random_network(self.seed_net, rng, bounds)
+                    mutation = [{"kind": "random", "blocks": len(net.blocks)}]
+                    inherited = {}
+                elif fresh:
                     parent, net, mutation = None, self.seed_net, []
                     for _ in range(self.cfg.initial_mutations):
                         net, m = mutate(net, rng, None, self.cfg.threshold)
@@ -302,7 +316,9 @@ class Evolution:
                 initial_left -= 1
                 spec = self._spec(draft, 1)
                 pending[self.executor.submit(spec)] = _Pending(draft, spec)
-                self.progress.line(draft, "queued", f"parent {draft['parent'] or 'seed'}  "
+                origin = "random" if self.cfg.random_init else "seed"
+                parent = origin if draft["parent"] is None else draft["parent"]
+                self.progress.line(draft, "queued", f"parent {parent}  "
                                    f"{describe(draft['mutation'])}  "
                                    f"{draft['gflops']:.4f} GFLOPs  {draft['params']:,} params")
             if not pending:

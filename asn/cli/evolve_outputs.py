@@ -42,10 +42,12 @@ def best_text(record: dict, by_id: dict[int, dict], run_dir: Path) -> str:
     lines = [f"# asnc evolve: trial {record['id']}, held-out top-1 {record['fitness']:.4f}, "
              f"{record['gflops']:.4f} GFLOPs, {record['params']:,} parameters",
              f"# trained weights: {weights}", "# lineage (child <- parent):"]
-    for r in lineage(record, by_id):
+    chain = lineage(record, by_id)
+    for r in chain:
         fit = "failed" if r.get("fitness") is None else f"{r['fitness']:.4f}"
         lines.append(f"#   trial {r['id']} ({fit}): {describe(r['mutation'])}")
-    lines.append("#   the seed network")
+    if not any(m["kind"] == "random" for m in chain[-1]["mutation"]):
+        lines.append("#   the seed network")
     return "\n".join(lines) + "\n" + format_network(learned_network(record))
 
 
