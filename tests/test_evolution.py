@@ -311,3 +311,19 @@ def test_random_networks_stay_within_the_bounds_and_check(net):
             assert all(node_level(nodes[i.source]) < b.level for i in b.inputs)
         shapes.add(tuple(levels))
     assert len(shapes) > 1  # drawn, not fixed
+
+
+def test_children_over_budget_are_recorded_and_never_trained(tmp_path, net):
+    limit = cost(net).params  # the seed's own size: any child that grows is over it
+    ex = FakeExecutor()
+    cfg = EvolveConfig(data=str(tmp_path), out=str(tmp_path), population=2, sample=2,
+                       trials=6, seed=4, max_params=limit)
+    Evolution(cfg, net, Journal(tmp_path), ex, Progress(lambda s: None, 6), 2).run()
+    records = Journal(tmp_path).read()
+    rejected = [r for r in records if r["status"] == "rejected"]
+    trained = {s.id for s in ex.specs}
+    assert rejected and all("parameters" in r["error"] and r["params"] > limit
+                            for r in rejected)
+    assert trained.isdisjoint(r["id"] for r in rejected)
+    assert len(trained) == 6 and all(r["params"] <= limit for r in records
+                                     if r["status"] == "done")
