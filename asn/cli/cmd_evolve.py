@@ -48,9 +48,9 @@ def _stop(message: str, help: str | None = None) -> typer.Exit:
 def evolve(
     seed_file: str = typer.Argument(..., metavar="SEED.asn", help="The seed network: the "
                                     "initial population is made of its mutants."),
-    data: str = typer.Option(..., "--data", help="Video folder DATA/<class>/<video> (UCF101 "
-                             "layout); the held-out split (--val-ratio, --seed) is every "
-                             "trial's fitness."),
+    data: str = typer.Option(..., "--data", metavar="DIR", help="Video folder "
+                             "DATA/<class>/<video> (UCF101 layout); the held-out split "
+                             "(--val-ratio, --seed) is every trial's fitness."),
     population: int = typer.Option(8, "--population", min=1, metavar="N",
                                    help="Population size of the aging evolution."),
     sample: int = typer.Option(3, "--sample", min=1, metavar="S", help="Individuals sampled "
