@@ -327,3 +327,15 @@ def test_children_over_budget_are_recorded_and_never_trained(tmp_path, net):
     assert trained.isdisjoint(r["id"] for r in rejected)
     assert len(trained) == 6 and all(r["params"] <= limit for r in records
                                      if r["status"] == "done")
+
+
+def test_warm_start_reuses_exactly_the_unchanged_nodes(net):
+    from asn.backends.tensorflow.trial import unchanged_nodes  # TF-free at import
+
+    child, p = change_dilation(net, random.Random(0))
+    names = [n.name for n in net.nodes]
+    assert unchanged_nodes(child, net) == [n for n in names if n != p["block"]]
+    child, p = split_block(net, random.Random(0))
+    changed = {p["block"], p["new"]} | {b.name for b in net.blocks
+                                       if p["block"] in _inputs(net, b.name)}
+    assert unchanged_nodes(child, net) == [n for n in names if n not in changed]

@@ -25,7 +25,7 @@ from pathlib import Path
 from ...dsl.ir import Network
 from ...dsl.outputs import write_file
 
-__all__ = ["TrialSpec", "run_trial", "WORKER_FILE"]
+__all__ = ["TrialSpec", "run_trial", "unchanged_nodes", "WORKER_FILE"]
 
 WORKER_FILE = "worker.json"
 
@@ -148,7 +148,7 @@ def _initialise(lowered, spec: TrialSpec) -> dict:
     return done
 
 
-def _unchanged(net: Network, parent: Network) -> list[str]:
+def unchanged_nodes(net: Network, parent: Network) -> list[str]:
     """Nodes defined in the child exactly as in the parent (weights of connections aside)."""
     def key(node) -> dict:
         d = node.model_dump()
@@ -173,7 +173,7 @@ def _warm_start(lowered, spec: TrialSpec, layers: dict) -> int:
     parent.model.load_weights(weights_path)
     theirs = {layer.name: layer for layer in parent.model.layers}
     copied = 0
-    for node in _unchanged(spec.net, parent_net):
+    for node in unchanged_nodes(spec.net, parent_net):
         for name in lowered.node_layers.get(node, []):
             mine, src = layers.get(name), theirs.get(name)
             if mine is None or src is None:
