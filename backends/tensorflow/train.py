@@ -65,6 +65,7 @@ from keras import ops
 from ...compiler.passes import LoweringForm
 from ...dsl.ir import Network, Stem
 from ...dsl.outputs import write_file
+from ..evaluation import Protocol
 from . import data as D
 from .checkpoints import CHECKPOINTS, RunCheckpoint, latest, old_format, remove_ours
 from .layers import SigmoidFusion
@@ -117,6 +118,10 @@ class TrainOptions:
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
     mixed_precision: bool = False  # keras mixed_float16 policy
     verbose: int | str = "auto"  # Keras Progbar verbosity; auto: bar on a terminal, else per epoch
+    layout: str | None = None  # dataset layout (`datasets.LAYOUTS`); None: detected
+    split: int | None = None  # official split of the layout (UCF101/HMDB51: 1..3)
+    eval_clips: int = 10  # final evaluation: clips x crops per held-out video (`evaluation`)
+    eval_crops: int = 3
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -132,6 +137,7 @@ class TrainOptions:
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULES)}, got "
                              f"{self.lr_schedule!r}")
+        Protocol(self.eval_clips, self.eval_crops)  # raises ValueError for a bad protocol
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warm-up epochs must be between 0 and the {self.epochs} epochs, "
                              f"got {self.warmup_epochs:g}")
@@ -403,12 +409,15 @@ def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, epoch_end: _
 
 
 def prepare_run(net: Network, options: TrainOptions, classes: list[str],
-                samples) -> PreparedRun:
+                samples, val_samples=None) -> PreparedRun:
     """Check a run of ``net`` (whose header already has ``len(classes)`` classes) on
     ``samples`` and ready its directory (created; old checkpoints removed with --overwrite).
 
-    ``classes`` and ``samples`` come from `data.discover`; the split is `data.split` with the
-    options' ratio, list and seed. Raises TrainError for a run that cannot start.
+    ``classes`` and ``samples`` come from `data.discover` (or `datasets.read_dataset`); the
+    split is `data.split` with the options' ratio, list and seed. With ``val_samples`` (an
+    official split: `datasets.Dataset.test`), ``samples`` are the training videos and
+    ``val_samples`` the held-out ones, as given. Raises TrainError for a run that cannot
+    start.
     """
     if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
         raise TrainError("object stems need per-frame object maps, which a video folder does "
@@ -417,7 +426,10 @@ def prepare_run(net: Network, options: TrainOptions, classes: list[str],
         raise TrainError(f"the network has {net.header.classes} classes but the data "
                          f"{len(classes)}")
     strategy = make_strategy(options.strategy)
-    train_s, val_s = D.split(samples, options.val_ratio, options.seed, options.val_list)
+    if val_samples is not None:
+        train_s, val_s = list(samples), list(val_samples)
+    else:
+        train_s, val_s = D.split(samples, options.val_ratio, options.seed, options.val_list)
     if len(train_s) < options.batch:
         raise TrainError(f"the training split has {len(train_s)} videos, fewer than the batch "
                          f"size {options.batch}; lower --batch")
@@ -436,6 +448,34 @@ def prepare_run(net: Network, options: TrainOptions, classes: list[str],
                              f"{exc.strerror or exc}") from None
     ckpt = _prepare_run_dir(run, options, write)
     return PreparedRun(net, options, list(classes), strategy, train_s, val_s, run, ckpt, write)
+
+
+def _final_evaluation(model, net: Network, classes: list[str], val_s, options: TrainOptions,
+                      run: Path, verbose) -> dict | None:
+    """The held-out videos under the evaluation protocol of `asnc eval` (`options.eval_clips`
+    x `eval_crops` views, softmax averaged per video); the confusion matrix is drawn into
+    ``RUN/confusion.png``/``.svg``. None when no held-out video decodes."""
+    from ..plots import draw_confusion
+    from .evaluate import KerasLogits, evaluate
+
+    protocol = Protocol(options.eval_clips, options.eval_crops)
+    hdr = net.header
+    logits = KerasLogits(model, hdr.frames, tuple(hdr.size), hdr.classes, options.batch * 4)
+    progress = None
+    if verbose:
+        print(f"Final evaluation: {len(val_s)} videos, {protocol.describe()}", flush=True)
+    try:
+        result = evaluate(logits, val_s, classes, protocol, progress)
+    except ValueError:
+        return None
+    s = result.summary
+    draw_confusion(s.confusion, classes, run / "confusion",
+                   f"{hdr.name}: held-out top-1 {s.top1:.1%}, top-5 {s.top5:.1%} "
+                   f"({s.videos} videos, {protocol.clips}x{protocol.crops} views)")
+    if verbose:
+        print(f"Final evaluation: top-1 {s.top1:.2%}, top-5 {s.top5:.2%}, mean per-class "
+              f"{s.mean_class_accuracy:.2%} ({s.videos} videos)", flush=True)
+    return result.as_dict(predictions=True)
 
 
 def _learning_rate(options: TrainOptions, steps: int):
@@ -517,7 +557,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
         verbose = 1 if sys.stdout.isatty() else 2
     if not write:
         verbose = 0
-    log = RunLog(run, write, {b.name: [i.source for i in b.inputs] for b in net.blocks})
+    log = RunLog(run, write, {b.name: [i.source for i in b.inputs] for b in net.blocks},
+                 [n.name for n in net.nodes], net.header.name)
     epoch_end = _EpochEnd(model, optimizer, lowered, net, history, checkpoint, log, val_ds)
     t0 = time.time()
     try:
@@ -536,7 +577,11 @@ def _train(prepared: PreparedRun) -> TrainResult:
             final = {k: last[k] for k in ("val_loss", "val_accuracy")}
         else:
             final = {f"val_{k}": v for k, v in epoch_end.evaluate(val_ds).items()} or None
+    evaluation = None
+    if val_s and write:
+        evaluation = _final_evaluation(model, net, classes, val_s, options, run, verbose)
     connections = connection_weights(lowered, net)
+    protocol = Protocol(options.eval_clips, options.eval_crops)
     metrics = {
         "network": net.header.name,
         "classes": list(classes),
@@ -550,6 +595,11 @@ def _train(prepared: PreparedRun) -> TrainResult:
                    "iterations": int(ops.convert_to_numpy(optimizer.iterations))},
         "history": history,
         "final": final,
+        "evaluation": evaluation,
+        # Which protocol each figure uses: per-epoch validation stays single-clip for speed.
+        "protocols": {"history": "val_*: " + Protocol(1, 1).describe(),
+                      "final": "val_*: " + Protocol(1, 1).describe() + " (the last epoch's)",
+                      "evaluation": protocol.describe()},
         "connections": connections,
         "weights": FINAL_WEIGHTS,
         "network_file": NETWORK_FILE,
