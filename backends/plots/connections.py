@@ -101,6 +101,4 @@ def draw_connection_heatmap(weights: dict[str, list[float]], inputs: dict[str, l
 def _cmap():
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis_r"].copy()
-    cmap.set_bad("#eeeeee")  # not a connection
-    return cmap
+    return matplotlib.colormaps["viridis_r"].with_extremes(bad="#eeeeee")  # not a connection
