@@ -79,8 +79,8 @@ def run(ucf, tmp_path_factory) -> Path:
     (work / "tiny.asn").write_text(TINY)
     run = work / "run"
     assert main(["search", str(work / "tiny.asn"), "-o", str(work / "learned.asn"), "--data",
-                 str(ucf), "--layout", "ucf101", "--split", "1", "--epochs", "2", "--steps", "1", "--batch",
-                 "3", "--lr", "0.01", "--out", str(run), *CLIPS]) == 0
+                 str(ucf), "--layout", "ucf101", "--split", "1", "--epochs", "2", "--steps",
+                 "1", "--batch", "3", "--lr", "0.01", "--out", str(run), *CLIPS]) == 0
     return run
 
 

@@ -213,7 +213,7 @@ def eval_command(
     atomic_write(os.path.join(target_dir, EVAL_JSON), text)
     title = (f"{os.path.basename(os.path.normpath(target))} on {dataset.layout}"
              f"{f' split {dataset.split}' if dataset.split else ''}: top-1 "
-             f"{run.summary.top1:.1%}, top-5 {run.summary.top5:.1%} "
+             f"{run.summary.top1:.1%}, top-{run.summary.k5} {run.summary.top5:.1%} "
              f"({run.summary.videos} videos, {protocol.clips}x{protocol.crops} views)")
     pictures = draw_confusion(run.summary.confusion, dataset.classes,
                               os.path.join(target_dir, CONFUSION), title)

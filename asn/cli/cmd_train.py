@@ -97,6 +97,10 @@ class RunArgs:
                                       "`asnc eval`)."))
     crops: int = _option(typer.Option(3, "--crops", min=1, max=3, metavar="C", help="Final "
                                       "evaluation: spatial crops per clip, 1 or 3."))
+    quiet: bool = _option(typer.Option(False, "--quiet", "-q", help="No progress: only the "
+                                       "final summary."))
+    as_json: bool = _option(typer.Option(False, "--json", help="Print the run's results as "
+                                         "JSON on stdout (no progress)."))
     import_modules: bool = _option(ImportModulesOpt)
 
 
@@ -150,12 +154,13 @@ def _discover(args: "RunArgs"):
     if ds.official_split:
         if not ds.train:
             raise _stop(f"`{data}`: no training video of {ds.describe()} is on disk")
-        err_console.print(f"data: {ds.describe()}")
-        return ds.classes, ds.train, ds.test
+        if not args.quiet and not args.as_json:
+            err_console.print(f"data: {ds.describe()}")
+        return ds.classes, ds.train, ds.test, ds
     empty = [c for i, c in enumerate(ds.classes) if not any(lab == i for _, lab in ds.train)]
     if empty:
         raise _stop(f"class folder(s) without videos in `{data}`: {', '.join(empty)}")
-    return ds.classes, ds.train, None
+    return ds.classes, ds.train, None, ds
 
 
 def _check_arguments(args: RunArgs) -> None:
@@ -197,7 +202,7 @@ def _load_for_training(file: str, args: RunArgs, relearn: bool = False, search: 
                     "its weights)", help="pass --relearn to learn them again, or make a search "
                     "space with `asnc connect --all`")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-    classes, samples, held_out = _discover(args)
+    classes, samples, held_out, ds = _discover(args)
     if held_out is not None and args.val_list is not None:
         raise _stop("--val-list chooses held-out videos of a plain folder; this dataset's "
                     "split files already do", help="drop --val-list, or pick --split N")
@@ -205,7 +210,7 @@ def _load_for_training(file: str, args: RunArgs, relearn: bool = False, search: 
     diags = check(net)
     if any(d.is_error for d in diags):
         raise DiagnosticError(diags, source)
-    return net, classes, (samples, held_out)
+    return net, classes, (samples, held_out, ds.layout, ds.split)
 
 
 def _options(args: RunArgs, default_out: str):
@@ -221,7 +226,8 @@ def _options(args: RunArgs, default_out: str):
                             warmup_epochs=args.warmup_epochs,
                             mixed_precision=args.mixed_precision,
                             layout=str(args.layout) if args.layout is not None else None,
-                            split=args.split, eval_clips=args.clips, eval_crops=args.crops)
+                            split=args.split, eval_clips=args.clips, eval_crops=args.crops,
+                            verbose=0 if args.quiet or args.as_json else "auto")
     except ValueError as exc:
         raise _stop(str(exc)) from None
 
@@ -234,7 +240,8 @@ def _run(net, options, classes, data):
     from .rundir import resume_blocker, write_network
 
     try:
-        samples, held_out = data
+        samples, held_out, layout, split = data
+        options = dataclasses.replace(options, layout=layout, split=split)  # as read
         run = prepare_run(net, options, classes, samples, held_out)
         if options.resume and run.checkpoint is None:
             err_console.print(f"note: no checkpoint in `{options.out}`; starting at epoch 1")
@@ -263,7 +270,8 @@ def _summary(result, learnable: list[str]) -> None:
     if ev:
         p = ev["protocol"]
         out.print(f"final evaluation ({p['clips']} clip(s) x {p['crops']} crop(s), "
-                  f"{ev['videos']} videos): top-1 {ev['top1']:.1%}, top-5 {ev['top5']:.1%}, "
+                  f"{ev['videos']} videos): top-1 {ev['top1']:.1%}, top-{ev['top5_k']} "
+                  f"{ev['top5']:.1%}, "
                   f"mean per-class {ev['mean_class_accuracy']:.1%}")
     if m["skipped_videos"]:
         out.print(f"skipped {len(m['skipped_videos'])} unreadable video(s)")
@@ -283,6 +291,24 @@ def _summary(result, learnable: list[str]) -> None:
               f"network {result.run_dir / m['network_file']})")
 
 
+def _report(result, learnable: list[str], args: RunArgs, learned: str | None = None) -> None:
+    """The summary (text), or with --json the run's results on stdout: metrics.json less the
+    per-epoch history and per-video predictions, plus where the files are."""
+    if not args.as_json:
+        _summary(result, learnable)
+        return
+    import json
+
+    m = dict(result.metrics)
+    m.pop("history", None)
+    if m.get("evaluation"):
+        m["evaluation"] = {k: v for k, v in m["evaluation"].items() if k != "predictions"}
+    m["run_dir"] = str(result.run_dir)
+    if learned is not None:
+        m["learned"] = learned
+    sys.stdout.write(json.dumps(m, indent=1) + "\n")
+
+
 @app.command()
 @_with_run_options("runs/<network name>")
 def train(file: str = typer.Argument(..., help="A network file."), *, args: RunArgs) -> None:
@@ -294,7 +320,7 @@ def train(file: str = typer.Argument(..., help="A network file."), *, args: RunA
 
     result = _run(net, options, classes, samples)
     if _chief():
-        _summary(result, learnable_blocks(net))
+        _report(result, learnable_blocks(net), args)
 
 
 @app.command()
@@ -337,8 +363,9 @@ def search(
     write_learned(result.run_dir, text)
     atomic_write(output, text)
     _draw_learned(learned, result.run_dir)
-    _summary(result, learnable)
-    err_console.print(f"wrote {output} ({sum(len(result.connections[b]) for b in learnable)} "
+    _report(result, learnable, args, output)
+    if not args.as_json:
+        err_console.print(f"wrote {output} ({sum(len(result.connections[b]) for b in learnable)} "
                       f"learned weights in {len(learnable)} blocks; also "
                       f"{result.run_dir / 'learned.asn'})")
 

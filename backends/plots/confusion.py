@@ -1,13 +1,15 @@
 """The confusion matrix of an evaluation: true class (rows) x predicted class (columns).
 
 Colour is the share of the true class's videos (a row sums to 1; square-root scale, so a
-confusion of a few percent shows), so small classes read as well as large ones; counts are printed in the cells up to 30 classes. The figure grows with
+confusion of a few percent shows), so small classes read as well as large ones; counts are
+printed in the cells up to 30 classes. The figure grows with
 the class count (a fixed cell of about 0.14 inch and a 6-point class name at 101 classes),
 so every class name on both axes stays legible in the PNG at its 150 dpi and in the SVG.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,8 @@ def draw_confusion(confusion, classes: list[str], stem: str | Path, title: str =
         cell, font = 0.14, 6.0
     label_in = longest * font * 0.55 / 72 + 0.4  # room for the longest name
     side = c * cell
-    fig = new_figure(side + label_in + 2.2, side + label_in + 1.0)
+    width = max(side + label_in + 2.2, 5.0)
+    fig = new_figure(width, side + label_in + 1.0)
     ax = fig.add_subplot()
     # A square-root colour scale: a confusion of 3% of a class is visible, not near-white.
     image = ax.imshow(share, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1),
@@ -59,5 +62,7 @@ def draw_confusion(confusion, classes: list[str], stem: str | Path, title: str =
     bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 6 / max(side, 1e-9)) if side > 6 else 1.0)
     bar.set_ticks([0, 0.05, 0.2, 0.5, 1.0])
     bar.set_label("share of the true class's videos\n(square-root colour scale)")
-    ax.set_title(title or "confusion matrix", fontsize=10)
+    # wrapped to the figure's width (10-point text: about 12 characters an inch)
+    ax.set_title(textwrap.fill(title or "confusion matrix", max(30, int(width * 11))),
+                 fontsize=10)
     return save_figure(fig, stem)

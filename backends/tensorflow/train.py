@@ -68,6 +68,7 @@ from ...dsl.outputs import write_file
 from ..evaluation import Protocol
 from . import data as D
 from .checkpoints import CHECKPOINTS, RunCheckpoint, latest, old_format, remove_ours
+from .epochbar import EpochProgress
 from .layers import SigmoidFusion
 from .lower import Lowered, lower
 from .runlog import RunLog
@@ -117,7 +118,9 @@ class TrainOptions:
     lr_schedule: str = "constant"  # constant | cosine (`schedules`)
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
     mixed_precision: bool = False  # keras mixed_float16 policy
-    verbose: int | str = "auto"  # Keras Progbar verbosity; auto: bar on a terminal, else per epoch
+    # progress (`epochbar`): 0 silent, 1 live bar and a line per epoch, 2 a line per epoch;
+    # auto: 1 on a terminal, else 2
+    verbose: int | str = "auto"
     layout: str | None = None  # dataset layout (`datasets.LAYOUTS`); None: detected
     split: int | None = None  # official split of the layout (UCF101/HMDB51: 1..3)
     eval_clips: int = 10  # final evaluation: clips x crops per held-out video (`evaluation`)
@@ -383,26 +386,26 @@ def _datasets(options: TrainOptions, net: Network, train_s, val_s, data_seed: in
 
 
 def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, epoch_end: _EpochEnd,
-               verbose: int) -> None:
-    if verbose:
-        print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-    bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss", "accuracy"])
+               verbose: int, batch: int = 0) -> None:
+    """One epoch of ``steps`` steps, then `_EpochEnd`; progress per `epochbar` (``batch``:
+    the global batch, for clips/s)."""
     t0 = time.time()
     loss = hits = count = 0.0
-    for i in range(steps):
-        try:
-            batch_loss, batch_hits, batch_count = step(iterator)
-        except (StopIteration, tf.errors.OutOfRangeError):
-            raise TrainError("no training batch could be read: too many videos failed to "
-                             "decode (see the warnings above)") from None
-        loss += float(batch_loss)
-        hits += float(batch_hits)
-        count += float(batch_count)
-        logs = {"loss": loss / count, "accuracy": hits / count}
-        if i + 1 < steps:
-            bar.update(i + 1, list(logs.items()))
-    logs = epoch_end(epoch + 1, logs, time.time() - t0)
-    bar.update(steps, list(logs.items()), finalize=True)
+    with EpochProgress(epoch + 1, epochs, steps, batch, verbose) as bar:
+        for i in range(steps):
+            try:
+                batch_loss, batch_hits, batch_count = step(iterator)
+            except (StopIteration, tf.errors.OutOfRangeError):
+                raise TrainError("no training batch could be read: too many videos failed to "
+                                 "decode (see the warnings above)") from None
+            loss += float(batch_loss)
+            hits += float(batch_hits)
+            count += float(batch_count)
+            logs = {"loss": loss / count, "accuracy": hits / count}
+            bar.update(i + 1, logs)
+        train_seconds = bar.train_done()
+        logs = epoch_end(epoch + 1, logs, time.time() - t0)
+        bar.end(logs, train_seconds, time.time() - t0)
 
 
 # ------------------------------------------------------------------------- train
@@ -470,10 +473,10 @@ def _final_evaluation(model, net: Network, classes: list[str], val_s, options: T
         return None
     s = result.summary
     draw_confusion(s.confusion, classes, run / "confusion",
-                   f"{hdr.name}: held-out top-1 {s.top1:.1%}, top-5 {s.top5:.1%} "
+                   f"{hdr.name}: held-out top-1 {s.top1:.1%}, top-{s.k5} {s.top5:.1%} "
                    f"({s.videos} videos, {protocol.clips}x{protocol.crops} views)")
     if verbose:
-        print(f"Final evaluation: top-1 {s.top1:.2%}, top-5 {s.top5:.2%}, mean per-class "
+        print(f"Final evaluation: top-1 {s.top1:.2%}, top-{s.k5} {s.top5:.2%}, mean per-class "
               f"{s.mean_class_accuracy:.2%} ({s.videos} videos)", flush=True)
     return result.as_dict(predictions=True)
 
@@ -566,7 +569,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
             step = _train_step(strategy, train_model, optimizer, options.batch, options.xla)
             iterator = iter(strategy.experimental_distribute_dataset(train_ds))
             for epoch in range(initial_epoch, options.epochs):
-                _fit_epoch(step, iterator, steps, epoch, options.epochs, epoch_end, verbose)
+                _fit_epoch(step, iterator, steps, epoch, options.epochs, epoch_end, verbose,
+                           options.batch)
     finally:
         log.close()
         checkpoint.close()
