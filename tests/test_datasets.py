@@ -292,6 +292,9 @@ def test_multi_clip_average_hand_computed():
     # probabilities.
     assert int(np.argmax(views.mean(axis=0))) == 0
     assert math.isclose(scores.sum(), 1.0, rel_tol=1e-12)
+    # A view that occurs twice (scored once, weight 2/3) counts as two equal views.
+    np.testing.assert_allclose(average_softmax(views, np.array([2 / 3, 1 / 3])),
+                               average_softmax(views[[0, 0, 1]]), atol=1e-15)
 
 
 def test_summary_figures_hand_computed():

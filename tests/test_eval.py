@@ -37,8 +37,8 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("av")
 pytest.importorskip("matplotlib")
 
-from asn.backends.evaluation import Protocol  # noqa: E402
-from asn.backends.tensorflow.evaluate import evaluate, video_views  # noqa: E402
+from asn.backends.evaluation import Protocol, average_softmax  # noqa: E402
+from asn.backends.tensorflow.evaluate import distinct_views, evaluate, video_views  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("moving_shapes",
                                                ROOT / "examples" / "moving_shapes.py")
@@ -191,6 +191,18 @@ def test_views_are_the_evenly_spaced_clips_and_corrupt_videos_are_counted(tmp_pa
     lefts = views[:, 0, :, 0, :].mean(axis=(1, 2)) * 255
     assert lefts[0] > 200 and abs(lefts[1] - firsts[1]) < 20  # crop 0 at x=0, crop 1 at x=8
 
+    # A square video: its three crops are one view, scored once and counted three times; the
+    # weighted average is the plain average over all nine views.
+    square = tmp_path / "square.mp4"
+    ms.write_video(square, video[:, :, :16])
+    distinct, weights = distinct_views(str(square), 2, (16, 16), Protocol(3, 3))
+    assert distinct.shape[0] == 3 and list(weights) == [1 / 3] * 3
+    every = video_views(str(square), 2, (16, 16), Protocol(3, 3))
+    assert every.shape[0] == 9
+    fake = _Recorder()
+    np.testing.assert_allclose(average_softmax(fake.logits_batch(distinct), weights),
+                               average_softmax(fake.logits_batch(every)), atol=1e-12)
+
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     model = _Recorder()
@@ -198,4 +210,4 @@ def test_views_are_the_evenly_spaced_clips_and_corrupt_videos_are_counted(tmp_pa
         result = evaluate(model, [(str(path), 0), (str(bad), 1)], ["dark", "edge"],
                           Protocol(3, 1))
     assert result.summary.videos == 1 and list(result.skipped) == [str(bad)]
-    assert len(model.views) == 1 and model.views[0].shape[0] == 3
+    assert len(model.views) == 1 and model.views[0].shape[0] == 3  # 3 clips, 1 crop

@@ -19,9 +19,10 @@ __all__ = ["VideoIndex"]
 
 class VideoIndex:
     """Video files under ``root``: ``root/<file>``, ``root/<dir>/<file>`` and
-    ``root/<dir>/<dir>/<file>`` (so ``DATA/UCF-101/<class>/<file>`` is found too)."""
+    ``root/<dir>/<dir>/<file>`` and one level more (so ``DATA/UCF-101/<class>/<file>`` and
+    ``DATA/k400/train/<class>/<clip>`` are found too)."""
 
-    def __init__(self, root: str | Path, depth: int = 3):
+    def __init__(self, root: str | Path, depth: int = 4):
         self.root = Path(root)
         self.by_rel: dict[str, str] = {}  # "class/file" (the parent folder and the name)
         self.by_name: dict[str, str] = {}  # "file"

@@ -89,9 +89,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def average_softmax(view_logits: np.ndarray) -> np.ndarray:
-    """``[V, C]`` logits of one video's views -> ``[C]`` averaged softmax scores."""
+def average_softmax(view_logits: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``[V, C]`` logits of one video's views -> ``[C]`` averaged softmax scores; ``weights``
+    (``[V]``, summing to 1): the share of the views each row stands for (a repeated view is
+    scored once), else equal."""
     v = np.asarray(view_logits)
     if v.ndim != 2 or v.shape[0] < 1:
         raise ValueError(f"expected [views, classes] logits, got shape {v.shape}")
-    return softmax(v).mean(axis=0)
+    p = softmax(v)
+    if weights is None:
+        return p.mean(axis=0)
+    w = np.asarray(weights, np.float64)
+    if w.shape != (v.shape[0],) or not np.isclose(w.sum(), 1.0):
+        raise ValueError(f"weights must be [{v.shape[0]}] summing to 1, got {w}")
+    return w @ p

@@ -84,7 +84,7 @@ def draw_connection_heatmap(weights: dict[str, list[float]], inputs: dict[str, l
             if not np.isnan(grid[r, c]):
                 v = grid[r, c]
                 ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=9,
-                        color="white" if v > 0.6 else "black")
+                        color="white" if abs(v - 0.5) > 0.3 else "black")
     ax.set_xticks(range(len(sources)), sources, rotation=45, ha="right")
     ax.set_yticks(range(len(blocks)), blocks)
     ax.set_xlabel("input")
@@ -93,7 +93,7 @@ def draw_connection_heatmap(weights: dict[str, list[float]], inputs: dict[str, l
     ax.set_yticks(np.arange(len(blocks) + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
     ax.tick_params(which="minor", length=0)
-    fig.colorbar(image, ax=ax, label="weight (sigmoid)")
+    fig.colorbar(image, ax=ax, label="weight (sigmoid; 0.5: where training starts)")
     ax.set_title(title or "learned connection weights")
     return save_figure(fig, stem)
 
@@ -101,4 +101,6 @@ def draw_connection_heatmap(weights: dict[str, list[float]], inputs: dict[str, l
 def _cmap():
     import matplotlib
 
-    return matplotlib.colormaps["viridis_r"].with_extremes(bad="#eeeeee")  # not a connection
+    # Diverging around 0.5, where every learnable weight starts (logit 0): blue grew, red
+    # shrank; grey is no connection.
+    return matplotlib.colormaps["RdBu"].with_extremes(bad="#dddddd")

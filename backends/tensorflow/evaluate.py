@@ -5,8 +5,9 @@ A model is anything with ``frames``, ``size``, ``classes`` and ``logits_batch(cl
 (`predict.KerasModel`, `OnnxModel`, `SavedModelModel`, or `KerasLogits` around a model in
 memory). Each video is decoded once (PyAV, every frame: the container's count is not
 trusted), its ``K`` clips are converted and resized in one swscale pass per clip as the
-training pipeline does (`data._to_rgb`), cropped ``C`` times, and all ``K x C`` views run as
-one batch. Decoding runs in a few threads ahead of the model. A video that cannot be decoded
+training pipeline does (`data._to_rgb`), cropped ``C`` times, and the distinct views of the ``K x C`` run as
+one batch (a repeated view, e.g. the three crops of a square video, runs once and counts as
+often as it occurs). Decoding runs in a few threads ahead of the model. A video that cannot be decoded
 is skipped and counted (`data.DecodeStats`), as in training.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,15 +34,40 @@ def video_views(path: str, frames: int, size: tuple[int, int], protocol: Protoco
                 ) -> np.ndarray:
     """float32 ``[clips * crops, T, H, W, 3]`` views of one video (clip-major); raises
     `data.DecodeError`. With 1 clip and 1 crop this is `data.load_clip` in evaluation."""
+    views, weights = distinct_views(path, frames, size, protocol)
+    counts = np.rint(weights * protocol.views).astype(int)
+    return np.repeat(views, counts, axis=0)
+
+
+def distinct_views(path: str, frames: int, size: tuple[int, int], protocol: Protocol
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct views of one video and the share of the ``clips x crops`` views each
+    stands for: ``(float32 [V, T, H, W, 3], float64 [V])``, clip-major order.
+
+    A video shorter than ``clips`` distinct starts, or whose resized frame is the crop size
+    (a square video: its three crops are one), has repeated views; each is scored once and
+    weighted by how often it occurs, so the average is exactly the protocol's over all
+    ``clips x crops`` views. Raises `data.DecodeError`."""
     decoded = D._decode_frames(str(path))
     n = len(decoded)
-    views = []
+    views: list[np.ndarray] = []
+    index: dict[tuple[int, int, int], int] = {}
+    counts: list[int] = []
     for start in clip_starts(n, frames, protocol.clips, protocol.stride):
         idx = D.clip_indices(n, frames, protocol.stride, offset=start)
-        rgb = D._to_rgb([decoded[i] for i in idx], size)
-        for y, x in crop_offsets(rgb.shape[1], rgb.shape[2], size, protocol.crops):
+        rgb = None
+        for y, x in crop_offsets(*D.cover_size(decoded[0].height, decoded[0].width, size),
+                                 size, protocol.crops):
+            key = (start, y, x)
+            if key in index:
+                counts[index[key]] += 1
+                continue
+            if rgb is None:
+                rgb = D._to_rgb([decoded[i] for i in idx], size)
+            index[key] = len(views)
+            counts.append(1)
             views.append(D.normalize(rgb[:, y:y + size[0], x:x + size[1]]))
-    return np.stack(views)
+    return np.stack(views), np.asarray(counts, np.float64) / protocol.views
 
 
 class KerasLogits:
@@ -114,7 +140,7 @@ def evaluate(model, samples: Sequence[tuple[str, int]], classes: list[str],
     def load(sample):
         path = sample[0]
         try:
-            return video_views(path, model.frames, size, protocol)
+            return distinct_views(path, model.frames, size, protocol)
         except D.DecodeError as exc:
             stats.record(path, exc)
             return None
@@ -123,16 +149,19 @@ def evaluate(model, samples: Sequence[tuple[str, int]], classes: list[str],
     done = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
         lookahead = max(2, 2 * workers)
-        pending = [pool.submit(load, s) for s in samples[:lookahead]]
+        pending: list[Future | None] = [pool.submit(load, s) for s in samples[:lookahead]]
         nxt = len(pending)
         for i, sample in enumerate(samples):
-            views = pending[i].result()
-            pending[i] = None  # type: ignore[call-overload]  # free the decoded video
+            future = pending[i]
+            assert future is not None
+            loaded = future.result()
+            pending[i] = None  # free the decoded video
             if nxt < total:
                 pending.append(pool.submit(load, samples[nxt]))
                 nxt += 1
-            if views is not None:
-                scores.append(average_softmax(model.logits_batch(views)))
+            if loaded is not None:
+                views, weights = loaded
+                scores.append(average_softmax(model.logits_batch(views), weights))
                 paths.append(sample[0])
                 labels.append(int(sample[1]))
             done += 1
