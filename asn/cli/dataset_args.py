@@ -45,6 +45,8 @@ def read_data(data: str, layout: Optional[Layout], split: Optional[int], quiet: 
         text = str(exc)
         err_console.print(text if ": error: " in text else f"error: {text}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    for warning in ds.warnings:
+        err_console.print(f"warning: {warning}")
     if not quiet:
         for note in ds.notes:
             err_console.print(f"note: {note}")

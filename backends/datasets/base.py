@@ -50,6 +50,7 @@ class Dataset:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # the split/annotation files read
+    warnings: list[str] = field(default_factory=list)  # e.g. videos skipped by name
 
     @property
     def all_samples(self) -> list[Sample]:

@@ -22,7 +22,7 @@ def read_folder(root: Path, split: int | None = None) -> Dataset:
                                  "UTF-8 text; rename it (class names are labels)")
     classes = [e.name for e in dirs]
     samples: list[Sample] = []
-    notes: list[str] = []
+    skipped: list[str] = []
     for label, d in enumerate(dirs):
         for f in list_dir(d.path):
             if not f.is_file() or os.path.splitext(f.name)[1].lower() not in VIDEO_EXTENSIONS:
@@ -30,5 +30,5 @@ def read_folder(root: Path, split: int | None = None) -> Dataset:
             if is_text(f.name):
                 samples.append((f.path, label))
             else:
-                notes.append(f"skipping `{shown(f.path)}`: its file name is not UTF-8 text")
-    return Dataset("folder", str(root), classes, samples, [], None, False, [], notes, [])
+                skipped.append(f"skipping `{shown(f.path)}`: its file name is not UTF-8 text")
+    return Dataset("folder", str(root), classes, samples, [], None, False, [], [], [], skipped)

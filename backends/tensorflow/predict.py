@@ -71,13 +71,24 @@ class KerasModel:
             load_weights(self._model, weights, net)
         except CompileError as exc:
             raise PredictError(str(exc)) from None
+        import tensorflow as tf
+
+        model = self._model
+
+        # One traced graph (per batch size): run eagerly, the flow layer's many small ops
+        # cost seconds a clip.
+        @tf.function(reduce_retracing=True)
+        def run(video):
+            return model(video, training=False)["logits"]
+
+        self._run = run
 
     def logits(self, clip: np.ndarray) -> np.ndarray:
         return self.logits_batch(clip[None])[0]
 
     def logits_batch(self, clips: np.ndarray) -> np.ndarray:
         """float32 ``[B, classes]`` logits of ``[B, T, H, W, 3]`` clips."""
-        out = self._model(np.asarray(clips, np.float32), training=False)["logits"]
+        out = self._run(np.asarray(clips, np.float32))
         return np.asarray(out, np.float32)
 
 
