@@ -114,12 +114,12 @@ def _summary(result: dict, files: list[str]) -> None:
     p = result["protocol"]
     out.print(f"{result['model']}: {result['videos']} videos, {len(result['classes'])} classes, "
               f"{p['clips']} clip(s) x {p['crops']} crop(s)")
-    out.print(f"top-1 {result['top1']:.2%}   top-5 {result['top5']:.2%}   mean per-class "
+    out.print(f"top-1 {result['top1']:.2%}   top-{result['top5_k']} {result['top5']:.2%}   "
+              "mean per-class "
               f"{result['mean_class_accuracy']:.2%}   ({result['videos_per_second'] or 0:.1f} "
               "videos/s)")
     if result["top5_k"] < 5:
-        out.print(f"(top-5 is top-{result['top5_k']}: the dataset has {result['top5_k']} "
-                  "classes)")
+        out.print(f"(top-{result['top5_k']}: the dataset has fewer than 5 classes)")
     if result["skipped_videos"] or result["missing_videos"]:
         out.print(f"skipped {result['skipped_videos']} unreadable video(s); "
                   f"{result['missing_videos']} listed video(s) missing on disk")

@@ -5,10 +5,10 @@ A model is anything with ``frames``, ``size``, ``classes`` and ``logits_batch(cl
 (`predict.KerasModel`, `OnnxModel`, `SavedModelModel`, or `KerasLogits` around a model in
 memory). Each video is decoded once (PyAV, every frame: the container's count is not
 trusted), its ``K`` clips are converted and resized in one swscale pass per clip as the
-training pipeline does (`data._to_rgb`), cropped ``C`` times, and the distinct views of the ``K x C`` run as
-one batch (a repeated view, e.g. the three crops of a square video, runs once and counts as
-often as it occurs). Decoding runs in a few threads ahead of the model. A video that cannot be decoded
-is skipped and counted (`data.DecodeStats`), as in training.
+training pipeline does (`data._to_rgb`), cropped ``C`` times, and the distinct views of the
+``K x C`` run as one batch (a repeated view, e.g. the three crops of a square video, runs once
+and counts as often as it occurs). Decoding runs in a few threads ahead of the model. A video
+that cannot be decoded is skipped and counted (`data.DecodeStats`), as in training.
 """
 
 from __future__ import annotations
