@@ -4,6 +4,9 @@ accuracy, validation, clips/s, seconds), flushed at once so CI logs show it as i
 
 ``verbose``: 0 silent, 1 the live bar and the summary line, 2 the summary line only (what
 a pipe or a log gets).
+
+`PassProgress`: a pass over videos (`asnc eval`, the final evaluation of a run): a live bar
+with videos/s and ETA on a terminal, elsewhere a line every 10% or 30 s.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-__all__ = ["EpochProgress", "summary_line"]
+__all__ = ["EpochProgress", "PassProgress", "summary_line", "duration"]
 
 
 def summary_line(epoch: int, epochs: int, logs: dict, clips_per_s: float, seconds: float
@@ -74,3 +77,63 @@ class EpochProgress:
         if self.verbose:
             rate = self.steps * self.batch / max(train_seconds, 1e-9)
             print(summary_line(self.epoch, self.epochs, logs, rate, seconds), flush=True)
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class PassProgress:
+    """Use as a context manager; call it as an `evaluate.Progress` callback. ``console``: a
+    rich Console (default: one on stdout); its file decides whether the bar is live."""
+
+    def __init__(self, label: str, total: int, enabled: bool = True, console=None):
+        from rich.console import Console
+
+        self.label, self.total, self.enabled = label, total, enabled
+        self.console = console or Console(highlight=False, markup=False, emoji=False)
+        self._bar = None
+        self._last_line = 0.0
+        self._last_done = 0
+
+    def __enter__(self) -> "PassProgress":
+        if self.enabled and self.console.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=self.console, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=self.total, rate="")
+        elif self.enabled:
+            self.console.print(f"{self.label}: {self.total} videos ...")
+            self.console.file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int, skipped: int, seconds: float) -> None:
+        if not self.enabled:
+            return
+        rate = done / seconds if seconds > 0 else 0.0
+        extra = f", {skipped} skipped" if skipped else ""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, rate=f"{rate:.1f} videos/s{extra}")
+            return
+        now = time.monotonic()
+        step = max(1, total // 10)
+        if done == total or done - self._last_done >= step or now - self._last_line >= 30:
+            eta = (total - done) / rate if rate > 0 else 0.0
+            self.console.print(f"{self.label}: {done}/{total} videos ({rate:.1f} videos/s, "
+                               f"ETA {duration(eta)}{extra})")
+            self.console.file.flush()
+            self._last_line, self._last_done = now, done

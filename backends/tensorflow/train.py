@@ -68,7 +68,7 @@ from ...dsl.outputs import write_file
 from ..evaluation import Protocol
 from . import data as D
 from .checkpoints import CHECKPOINTS, RunCheckpoint, latest, old_format, remove_ours
-from .epochbar import EpochProgress
+from .epochbar import EpochProgress, PassProgress
 from .layers import SigmoidFusion
 from .lower import Lowered, lower
 from .runlog import RunLog
@@ -464,11 +464,11 @@ def _final_evaluation(model, net: Network, classes: list[str], val_s, options: T
     protocol = Protocol(options.eval_clips, options.eval_crops)
     hdr = net.header
     logits = KerasLogits(model, hdr.frames, tuple(hdr.size), hdr.classes, options.batch * 4)
-    progress = None
     if verbose:
-        print(f"Final evaluation: {len(val_s)} videos, {protocol.describe()}", flush=True)
+        print(f"Final evaluation: {protocol.describe()}", flush=True)
     try:
-        result = evaluate(logits, val_s, classes, protocol, progress)
+        with PassProgress("Final evaluation", len(val_s), enabled=bool(verbose)) as progress:
+            result = evaluate(logits, val_s, classes, protocol, progress)
     except ValueError:
         return None
     s = result.summary
