@@ -318,3 +318,22 @@ def test_summary_figures_hand_computed():
         ("a", "b", 1, 0.5), ("c", "a", 1, 0.5), ("c", "f", 1, 0.5)]
     assert [c["videos"] for c in s.per_class] == [2, 1, 2, 0, 0, 0]
     assert s.per_class[3]["accuracy"] is None  # no video: not in the mean
+
+
+def test_confusion_picture_names_every_class_at_101(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from asn.backends.plots import draw_confusion
+
+    classes = [f"Class{i:03d}Name" for i in range(101)]
+    rng = np.random.default_rng(0)
+    m = np.diag(rng.integers(5, 30, 101))
+    m[3, 7] = 4
+    png, svg = draw_confusion(m, classes, tmp_path / "confusion", "101 classes")
+    height, width = imread(png).shape[:2]
+    # at least 20 pixels a cell (0.14 inch at 150 dpi): each row and column can be told apart
+    assert width >= 101 * 20 and height >= 101 * 20, (width, height)
+    text = Path(svg).read_text()
+    for name in classes:  # every name on both axes (SVG keeps them as text comments)
+        assert text.count(name) >= 2, name
