@@ -211,3 +211,18 @@ def test_views_are_the_evenly_spaced_clips_and_corrupt_videos_are_counted(tmp_pa
                           Protocol(3, 1))
     assert result.summary.videos == 1 and list(result.skipped) == [str(bad)]
     assert len(model.views) == 1 and model.views[0].shape[0] == 3  # 3 clips, 1 crop
+
+
+def test_train_json_is_the_only_stdout(ucf, tmp_path, capsys):
+    """`--json` for scripts: stdout is one JSON document (no epoch lines), the layout was
+    detected (no --layout), and the evaluation says its protocol."""
+    (tmp_path / "tiny.asn").write_text(TINY.replace("<- low, rgb", "<- low @0.5, rgb @0.5"))
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "tiny.asn"), "--data", str(ucf), "--epochs", "1",
+                 "--steps", "1", "--batch", "3", "--out", str(tmp_path / "run"), "--clips",
+                 "1", "--crops", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["layout"] == "ucf101" and result["config"]["split"] == 1
+    assert result["evaluation"]["protocol"]["views"] == 1
+    assert result["evaluation"]["videos"] == 6 and "predictions" not in result["evaluation"]
+    assert "1 centred clip x 1 centre crop" in result["protocols"]["evaluation"]
