@@ -226,3 +226,28 @@ def test_train_json_is_the_only_stdout(ucf, tmp_path, capsys):
     assert result["evaluation"]["protocol"]["views"] == 1
     assert result["evaluation"]["videos"] == 6 and "predictions" not in result["evaluation"]
     assert "1 centred clip x 1 centre crop" in result["protocols"]["evaluation"]
+
+
+def test_eval_of_a_run_on_a_plain_folder_uses_the_runs_held_out_videos(tmp_path):
+    """A plain folder has no test split: `asnc eval RUN` evaluates the videos the run held
+    out (its --val-ratio split, as `data.split` made it from `data.discover`), any other
+    model every video."""
+    from asn.backends.datasets import read_dataset
+    from asn.backends.tensorflow import data as D
+    from asn.cli.cmd_eval import _videos
+
+    folder = tmp_path / "videos"
+    for name in ("b", "a"):
+        (folder / name).mkdir(parents=True)
+        for i in range(5):
+            (folder / name / f"v{i}.mp4").write_bytes(b"")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(
+        {"config": {"data": str(folder) + "/", "val_ratio": 0.4, "seed": 3, "val_list": None}}))
+    dataset = read_dataset(folder)
+    held_out, subset = _videos(dataset, str(run), str(folder), quiet=True)
+    assert held_out == D.split(D.discover(folder)[1], 0.4, 3)[1] and len(held_out) == 4
+    assert subset.startswith("held-out")
+    everything, subset = _videos(dataset, str(tmp_path), str(folder), quiet=True)
+    assert len(everything) == 10 and subset == "all"

@@ -110,6 +110,53 @@ def _check_labels(model_labels: Optional[str], classes: list[str], model_classes
                         "or in another order")
 
 
+def _videos(dataset, target: str, data: str, quiet: bool) -> tuple[list, str]:
+    """The videos to evaluate and what they are: the split's test set; for a plain folder,
+    the held-out videos of the training run `target` when it trained on this folder (its
+    `--val-ratio`/`--val-list` split, repeated), else every video."""
+    if dataset.official_split:
+        return dataset.test, "test"
+    config = _run_config(target)
+    if config is not None and _same_folder(config.get("data"), data):
+        from ..backends.tensorflow.data import split
+
+        try:
+            _, held_out = split(dataset.train, float(config.get("val_ratio", 0.2)),
+                                int(config.get("seed", 0)), config.get("val_list"))
+        except (ValueError, TypeError, OSError):
+            held_out = []
+        if held_out:
+            if not quiet:
+                err_console.print(f"note: evaluating the {len(held_out)} videos the run held "
+                                  f"out of `{data}` (its --val-ratio split)")
+            return held_out, "held-out (the run's split)"
+    if not quiet:
+        err_console.print(f"note: `{data}` is a plain <class>/<video> folder without a test "
+                          f"split: evaluating all {len(dataset.train)} videos")
+    return dataset.train, "all"
+
+
+def _run_config(target: str) -> Optional[dict]:
+    """`config` of a training run's metrics.json (None for anything else)."""
+    from ..dsl.textio import read_bounded
+
+    path = os.path.join(target, "metrics.json")
+    if not os.path.isdir(target) or not os.path.isfile(path):
+        return None
+    try:
+        config = json.loads(read_bounded(path)).get("config")
+    except Exception:  # unreadable or not JSON: evaluate as a plain folder
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _same_folder(a, b: str) -> bool:
+    try:
+        return isinstance(a, str) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _summary(result: dict, files: list[str]) -> None:
     p = result["protocol"]
     out.print(f"{result['model']}: {result['videos']} videos, {len(result['classes'])} classes, "
@@ -173,7 +220,7 @@ def eval_command(
     if not os.path.exists(target):
         raise _fail(target, "no such file or directory")
     dataset = read_data(data, layout, split, quiet)
-    videos = dataset.test if dataset.official_split else dataset.train
+    videos, subset = _videos(dataset, target, data, quiet)
     if not videos:
         raise _fail(data, f"no videos to evaluate ({dataset.describe()})")
     model, folder, kind = _model(target, weights, artifact)
@@ -201,7 +248,7 @@ def eval_command(
         raise _fail(data, str(exc)) from None
     target_dir = out_dir or os.path.join(folder, EVAL_DIR)
     result = {"model": f"{target} [{kind}]", "data": data, "layout": dataset.layout,
-              "split": dataset.split, "subset": "test" if dataset.official_split else "all",
+              "split": dataset.split, "subset": subset,
               "frames": model.frames, "size": list(model.size),
               "missing_videos": len(dataset.missing), "missing": dataset.missing,
               **run.as_dict()}
