@@ -39,8 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = (TINY.replace("frames 4", "frames 8").replace("size 32x32", "size 64x64")
           .replace("flow_iterations 2", "flow_iterations 2\n  bn_momentum 0.5"))
 EPOCHS, STEPS = 8, 4
+# --clips 1 --crops 1: one view per held-out video in the final evaluation (the multi-view
+# protocol is test_eval.py's subject).
 SEARCH = ["--frames", "4", "--size", "32", "32", "--epochs", str(EPOCHS), "--steps",
-          str(STEPS), "--batch", "4", "--lr", "0.01", "--val-ratio", "0.2", "--cache"]
+          str(STEPS), "--batch", "4", "--lr", "0.01", "--val-ratio", "0.2", "--cache",
+          "--clips", "1", "--crops", "1"]
 
 
 def _moving_shapes():
@@ -188,7 +191,8 @@ def test_mixed_precision_trains_and_compiles_in_float32(searched, tmp_path):
     run, out = tmp_path / "run", tmp_path / "out"
     assert main(["train", str(searched.src), "--data", str(searched.data), "--out", str(run),
                  "--frames", "4", "--size", "32", "32", "--epochs", "1", "--steps", "2",
-                 "--batch", "4", "--cache", "--mixed-precision"]) == 0
+                 "--batch", "4", "--cache", "--mixed-precision", "--clips", "1",
+                 "--crops", "1"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     losses = [e["loss"] for e in metrics["history"]] + [metrics["final"]["val_loss"]]
     assert all(math.isfinite(v) for v in losses), metrics
