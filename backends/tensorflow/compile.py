@@ -10,7 +10,9 @@ Artifacts (one directory, written atomically, `outdir.staged_output`):
 
 Phases: ``build``, ``weights`` (with weights), ``passes`` (with passes to apply),
 ``savedmodel``, ``onnx``, ``verify`` (unless ``verify=False``; it needs both artifacts, so
-both are made and only the asked formats kept).
+both are made and only the asked formats kept), then as asked (`deploy`): ``openvino``,
+``calibrate`` and ``quantize`` (``model.int8.onnx``), ``tflite`` (``model.tflite``,
+``model.int8.tflite``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def _check_deploy_options(o: CompileOptions) -> None:
                            "<class>/<video> files whose clips calibrate the int8 ranges)")
     if o.calibrate and not o.quantize:
         raise CompileError("--calibrate needs --quantize int8")
+    if o.calibrate and not os.path.isdir(o.calibrate):  # before minutes of compiling
+        raise CompileError(f"--calibrate: `{o.calibrate}` is not a directory")
     if o.calibrate_method not in METHODS:
         raise CompileError(f"--calibrate-method takes {', '.join(METHODS)}, got "
                            f"`{o.calibrate_method}`")
