@@ -245,6 +245,9 @@ def test_int8_onnx_holds_qdq_and_int8_per_channel_weights(deployed):
     producers = {o: n for n in model.graph.node for o in n.output}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert convs and not any(n.name.startswith("repflow") for n in convs)  # flow: float
+    head = [n for n in model.graph.node if n.name.startswith("head/")]
+    assert head and not any(n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                            for n in head)  # and the classifier head
     for conv in convs:  # every convolution reads int8 weights, one scale per output channel
         dq = producers[conv.input[1]]
         assert dq.op_type == "DequantizeLinear"

@@ -68,12 +68,14 @@ def quantize_int8(fp32_path: str, out_path: str, calibration: np.ndarray,
             i = next(self.items, None)
             return None if i is None else {"video": calibration[i:i + step]}
 
-    model = onnx.load(fp32_path)
-    exclude = [n.name for n in model.graph.node if n.name.startswith(FLOAT_SCOPES)]
     with tempfile.TemporaryDirectory(prefix="asnc-int8-") as tmp:
         prepared = os.path.join(tmp, "prepared.onnx")
-        # shape inference and ORT's graph cleanup first, as ORT's tools recommend
+        # shape inference and ORT's graph cleanup first, as ORT's tools recommend; the
+        # cleanup fuses and renames nodes (MatMul + Add -> `.../MatMulAddFusion`), keeping
+        # the scope prefix, so the float scopes are read from the prepared model
         quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+        exclude = [n.name for n in onnx.load(prepared, load_external_data=False).graph.node
+                   if n.name.startswith(FLOAT_SCOPES)]
         extra = {"CalibMovingAverage": False}
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
