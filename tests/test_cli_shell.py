@@ -64,9 +64,13 @@ def test_opt_list_passes_needs_no_file(capsys):
      ("default", "mirrored", "multiworker")),
     (["search", TUTORIAL, "-o", "x.asn", "--data", ".", "--strategy", "tpu"],
      ("default", "mirrored", "multiworker")),
-    (["compile", TUTORIAL, "-o", "out", "--format", "savedmodel,tflite"],
-     ("savedmodel", "onnx")),
-    (["compile", TUTORIAL, "-o", "out", "--format", ","], ("savedmodel", "onnx")),
+    (["compile", TUTORIAL, "-o", "out", "--format", "savedmodel,coreml"],
+     ("savedmodel", "onnx", "tflite")),
+    (["compile", TUTORIAL, "-o", "out", "--format", ","], ("savedmodel", "onnx", "tflite")),
+    (["compile", TUTORIAL, "-o", "out", "--quantize", "int4"], ("int8",)),
+    (["compile", TUTORIAL, "-o", "out", "--calibrate-method", "mean"],
+     ("minmax", "entropy", "percentile")),
+    (["compile", TUTORIAL, "-o", "out", "--verify-with", "tensorrt"], ("openvino",)),
 ])
 def test_a_choice_outside_the_list_is_a_usage_error(args, choices, capsys):
     assert main(args) == 1  # refused while parsing: nothing ran, TensorFlow not loaded

@@ -264,6 +264,6 @@ def test_cli_compile_tutorial(tmp_path):
                    "filters=4) <- q\n")
     r4 = _asnc("compile", str(bad), "-o", str(out))
     assert r4.returncode == 1 and "ASN101" in r4.stderr
-    r5 = _asnc("compile", tutorial, "-o", str(out), "--format", "tflite")
+    r5 = _asnc("compile", tutorial, "-o", str(out), "--format", "coreml")
     assert r5.returncode == 1
     assert _snapshot(out) == before

@@ -6,18 +6,22 @@ Output directory (written atomically: built next to OUT, then renamed into place
     OUT/saved_model/   TF SavedModel, signature `serving_default`: video[, object] -> logits
     OUT/model.onnx     the same function as ONNX (tf2onnx, opset 17 by default)
     OUT/report.json    stats, passes, parameter counts, parity, artifact sizes, timings
+    OUT/model.int8.onnx        with --quantize int8 --calibrate DIR: QDQ int8 (ONNX Runtime)
+    OUT/model.tflite           with --format ...,tflite: TFLite, checked in LiteRT
+    OUT/model.int8.tflite      with both: int8 TFLite from the same calibration clips
     OUT/serving/<name>/<version>/   with --serving-layout: the SavedModel for TF Serving
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import time
 from typing import List, Optional, Tuple
 
 import typer
 
-from ..backends.tensorflow.outdir import FORMATS  # TF-free: the artifact names, one place
+from ..backends.tensorflow.outdir import DEFAULT_FORMATS, FORMATS  # TF-free: one place
 from .common import EXIT_BAD_INPUT, allow_user_modules, err_console, load_checked, out
 from .app import app
 from .options import (ClassesOpt, DisablePassOpt, FramesOpt, ImportModulesOpt, PassesOpt,
@@ -27,7 +31,23 @@ __all__ = ["compile_cmd"]
 
 PHASES = {"build": "lower to Keras", "weights": "load weights",
           "passes": "apply and prove the passes", "savedmodel": "SavedModel",
-          "onnx": "ONNX (tf2onnx)", "verify": "verify TF vs ONNX Runtime"}
+          "onnx": "ONNX (tf2onnx)", "verify": "verify TF vs ONNX Runtime",
+          "openvino": "verify TF vs OpenVINO", "calibrate": "draw calibration clips",
+          "quantize": "int8 (quantize, compare, time)", "tflite": "TFLite (LiteRT)"}
+
+
+class Quantize(str, enum.Enum):
+    int8 = "int8"
+
+
+class CalibrateMethod(str, enum.Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+class Runtime(str, enum.Enum):
+    openvino = "openvino"
 
 
 def _artifact_formats(value: str) -> str:
@@ -64,12 +84,34 @@ def compile_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="Trained weights: a Keras "
                                           "`.weights.h5` file (model.save_weights) or a "
                                           "`.keras` file of the same network and size."),
-    formats: str = typer.Option(",".join(FORMATS), "--format", metavar="FORMAT[,FORMAT]",
-                                callback=_artifact_formats, help="The artifacts to write, "
-                                f"comma-separated: {', '.join(FORMATS)}."),
+    formats: str = typer.Option(",".join(DEFAULT_FORMATS), "--format",
+                                metavar="FORMAT[,FORMAT]", callback=_artifact_formats,
+                                help="The artifacts to write, comma-separated: "
+                                f"{', '.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the TF vs ONNX Runtime "
                                    "parity check."),
+    verify_with: Optional[List[Runtime]] = typer.Option(
+        None, "--verify-with", metavar="RUNTIME", case_sensitive=False,
+        help="Also run the ONNX model in this runtime (openvino) and check its parity "
+        "with TF (repeatable)."),
+    quantize: Optional[Quantize] = typer.Option(
+        None, "--quantize", metavar="int8", case_sensitive=False,
+        help="Also write OUT/model.int8.onnx (static QDQ, per-channel int8 weights; with "
+        "--format ...,tflite also OUT/model.int8.tflite), compared with fp32 on held-out "
+        "clips and timed in ONNX Runtime and OpenVINO. Needs --calibrate."),
+    calibrate: Optional[str] = typer.Option(
+        None, "--calibrate", metavar="DIR", help="Videos in <class>/<video> layout: "
+        "calibration clips, then held-out clips, through the training pipeline's "
+        "evaluation crop."),
+    calibrate_clips: int = typer.Option(32, "--calibrate-clips", metavar="N", min=1,
+                                        help="Calibration clips drawn from --calibrate."),
+    calibrate_method: CalibrateMethod = typer.Option(
+        CalibrateMethod.minmax, "--calibrate-method", metavar="METHOD",
+        case_sensitive=False, help="minmax | entropy | percentile (99.999)."),
+    held_out_clips: int = typer.Option(64, "--held-out-clips", metavar="N", min=1,
+                                       help="At most N further clips of --calibrate on "
+                                       "which the int8 models are judged."),
     serving_layout: bool = typer.Option(False, "--serving-layout", help="Also write TF "
                                         "Serving's layout OUT/serving/<name>/<version>/ "
                                         "(hard links to OUT/saved_model's files)."),
@@ -102,7 +144,12 @@ def compile_cmd(
                                  opset=opset, verify=not no_verify, weights=weights,
                                  source=file, serving_layout=serving_layout,
                                  serving_version=serving_version,
-                                 labels=_labels(labels, weights, optimised.network))
+                                 labels=_labels(labels, weights, optimised.network),
+                                 quantize=quantize.value if quantize else None,
+                                 calibrate=calibrate, calibrate_clips=calibrate_clips,
+                                 calibrate_method=calibrate_method.value,
+                                 held_out_clips=held_out_clips,
+                                 verify_with=tuple(v.value for v in verify_with or ()))
     except CompileError as exc:
         _fail(file, str(exc))
     _quiet_converters()
@@ -252,5 +299,37 @@ def _summary(result, stats) -> None:
                   f"(<= {par['tolerance']:g}, batch {par['batch']})")
     else:
         t.add_row("parity", "not checked (--no-verify)")
+    _deploy_rows(t, r)
     t.add_row("time", ", ".join(f"{k} {v:.1f} s" for k, v in r["timings_s"].items()))
     out.print(t)
+
+
+def _deploy_rows(t, r: dict) -> None:
+    """The summary's lines for --verify-with, --quantize and the tflite format."""
+    if r.get("openvino"):
+        t.add_row("openvino", f"max |TF - OpenVINO| = {r['openvino']['max_abs_diff']:.2e} "
+                  f"(<= {r['openvino']['tolerance']:g})")
+    q = r.get("int8")
+    if q:
+        g, cal = q["graph"], q["calibration"]
+        t.add_row("int8", f"{q['file']}: {g['quantize_linear']} QuantizeLinear, "
+                  f"{g['int8_initializers']} int8 weight tensors; {q['method']} on "
+                  f"{cal['calibration_clips']} clips")
+        for runtime, a in q["agreement"].items():
+            acc = (f", accuracy {100 * a['accuracy']:.1f}% (fp32 "
+                   f"{100 * a['fp32_accuracy']:.1f}%)" if a["accuracy"] is not None else "")
+            t.add_row("", f"{runtime}: top-1 agreement {100 * a['top1_agreement']:.1f}% on "
+                      f"{a['clips']} held-out clips, max |logit diff| "
+                      f"{a['max_abs_logit_diff']:.3g}, mean {a['mean_abs_logit_diff']:.3g}{acc}")
+        t.add_row("", "latency (batch {}): ".format(q["latency_batch"]) + ", ".join(
+            f"{k} {v:.1f} ms ({q['speed_vs_fp32_onnxruntime'][k]:.2f}x)"
+            for k, v in q["latency_ms"].items()))
+    tfl = r.get("tflite")
+    if tfl:
+        t.add_row("tflite", f"max |TF - LiteRT| = {tfl['parity']['max_abs_diff']:.2e} "
+                  f"(<= {tfl['parity']['tolerance']:g})")
+        if tfl.get("int8"):
+            a = tfl["int8"]["agreement"]
+            t.add_row("", f"{tfl['int8']['file']}: top-1 agreement "
+                      f"{100 * a['top1_agreement']:.1f}% on {a['clips']} held-out clips, "
+                      f"max |logit diff| {a['max_abs_logit_diff']:.3g}")

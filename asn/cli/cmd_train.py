@@ -20,6 +20,7 @@ import typer
 from .app import app
 from .common import (EXIT_BAD_INPUT, allow_user_modules, apply_overrides, atomic_write,
                      err_console, load_checked, out, print_diagnostics)
+from .dataset_args import Layout, LayoutOpt, SplitOpt, read_data
 from .options import FramesOpt, ImportModulesOpt, SizeOpt, Strategy, StrategyOpt
 
 __all__ = ["train", "search", "connect", "RunArgs"]
@@ -48,8 +49,11 @@ def _option(option) -> typing.Any:
 class RunArgs:
     """The options `train` and `search` share, in their --help order (`_with_run_options`)."""
 
-    data: str = _option(typer.Option(..., "--data", help="Video folder DATA/<class>/<video> "
-                                     "(UCF101 layout); the class count comes from it."))
+    data: str = _option(typer.Option(..., "--data", help="The dataset: UCF101, HMDB51 or "
+                                     "Kinetics as distributed (split files), or "
+                                     "DATA/<class>/<video>; the class count comes from it."))
+    layout: Optional[Layout] = _option(LayoutOpt)
+    split: Optional[int] = _option(SplitOpt)
     epochs: int = _option(typer.Option(10, "--epochs", min=1, help="Total epochs (a resumed run "
                                        "counts the epochs already done)."))
     batch: int = _option(typer.Option(8, "--batch", min=1, help="Global batch size."))
@@ -88,6 +92,15 @@ class RunArgs:
                                                  "mixed_float16 policy (float16 compute, "
                                                  "float32 variables and logits; loss "
                                                  "scaling)."))
+    clips: int = _option(typer.Option(10, "--clips", min=1, metavar="K", help="Final "
+                                      "evaluation: temporal clips per held-out video (as "
+                                      "`asnc eval`)."))
+    crops: int = _option(typer.Option(3, "--crops", min=1, max=3, metavar="C", help="Final "
+                                      "evaluation: spatial crops per clip, 1 or 3."))
+    quiet: bool = _option(typer.Option(False, "--quiet", "-q", help="No progress: only the "
+                                       "final summary."))
+    as_json: bool = _option(typer.Option(False, "--json", help="Print the run's results as "
+                                         "JSON on stdout (no progress)."))
     import_modules: bool = _option(ImportModulesOpt)
 
 
@@ -130,25 +143,24 @@ def _stop(message: str, help: str | None = None) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def _discover(data: str):
-    from ..backends.tensorflow.data import DatasetError, discover
-
-    skipped: list[str] = []
-    try:
-        classes, samples = discover(data, skipped)
-    except DatasetError as exc:
-        raise _stop(str(exc)) from None
-    except OSError as exc:
-        raise _stop(f"cannot read the data folder `{data}`: {exc.strerror or exc}") from None
-    for name in skipped:
-        err_console.print(f"warning: skipping `{name}`: its file name is not UTF-8 text")
-    if len(classes) < 2:
-        raise _stop(f"`{data}` has {len(classes)} class folder(s); training needs at least 2",
+def _discover(args: "RunArgs"):
+    """Classes, training videos and the held-out videos of an official split (None for a
+    plain folder: `--val-ratio`/`--val-list` choose them)."""
+    ds = read_data(args.data, args.layout, args.split)
+    data = args.data
+    if len(ds.classes) < 2:
+        raise _stop(f"`{data}` has {len(ds.classes)} class folder(s); training needs at least 2",
                     help="lay the videos out as DATA/<class>/<video>")
-    empty = [c for i, c in enumerate(classes) if not any(lab == i for _, lab in samples)]
+    if ds.official_split:
+        if not ds.train:
+            raise _stop(f"`{data}`: no training video of {ds.describe()} is on disk")
+        if not args.quiet and not args.as_json:
+            err_console.print(f"data: {ds.describe()}")
+        return ds.classes, ds.train, ds.test, ds
+    empty = [c for i, c in enumerate(ds.classes) if not any(lab == i for _, lab in ds.train)]
     if empty:
         raise _stop(f"class folder(s) without videos in `{data}`: {', '.join(empty)}")
-    return classes, samples
+    return ds.classes, ds.train, None, ds
 
 
 def _check_arguments(args: RunArgs) -> None:
@@ -162,6 +174,8 @@ def _check_arguments(args: RunArgs) -> None:
                     f"{args.epochs} epochs of the run")
     if args.val_list is not None and not os.path.isfile(args.val_list):
         raise _stop(f"validation list `{args.val_list}` does not exist")
+    if args.crops not in (1, 3):
+        raise _stop(f"--crops must be 1 (centre) or 3 (along the long side), got {args.crops}")
 
 
 def _load_for_training(file: str, args: RunArgs, relearn: bool = False, search: bool = False):
@@ -188,12 +202,15 @@ def _load_for_training(file: str, args: RunArgs, relearn: bool = False, search: 
                     "its weights)", help="pass --relearn to learn them again, or make a search "
                     "space with `asnc connect --all`")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-    classes, samples = _discover(args.data)
+    classes, samples, held_out, ds = _discover(args)
+    if held_out is not None and args.val_list is not None:
+        raise _stop("--val-list chooses held-out videos of a plain folder; this dataset's "
+                    "split files already do", help="drop --val-list, or pick --split N")
     net = apply_overrides(net, classes=len(classes))
     diags = check(net)
     if any(d.is_error for d in diags):
         raise DiagnosticError(diags, source)
-    return net, classes, samples
+    return net, classes, (samples, held_out, ds.layout, ds.split)
 
 
 def _options(args: RunArgs, default_out: str):
@@ -207,19 +224,25 @@ def _options(args: RunArgs, default_out: str):
                             strategy=args.strategy, cache=args.cache, xla=args.xla,
                             lr_schedule=str(args.lr_schedule),
                             warmup_epochs=args.warmup_epochs,
-                            mixed_precision=args.mixed_precision)
+                            mixed_precision=args.mixed_precision,
+                            layout=str(args.layout) if args.layout is not None else None,
+                            split=args.split, eval_clips=args.clips, eval_crops=args.crops,
+                            verbose=0 if args.quiet or args.as_json else "auto")
     except ValueError as exc:
         raise _stop(str(exc)) from None
 
 
-def _run(net, options, classes, samples):
-    """Prepare the run, write `RUN/net.asn` (the chief), train."""
+def _run(net, options, classes, data):
+    """Prepare the run, write `RUN/net.asn` (the chief), train. `data`: the training videos
+    and the held-out ones of an official split (None: split by `--val-ratio`)."""
     from ..backends.tensorflow.train import TrainError, prepare_run
     from ..backends.tensorflow.train import train as run_train
     from .rundir import resume_blocker, write_network
 
     try:
-        run = prepare_run(net, options, classes, samples)
+        samples, held_out, layout, split = data
+        options = dataclasses.replace(options, layout=layout, split=split)  # as read
+        run = prepare_run(net, options, classes, samples, held_out)
         if options.resume and run.checkpoint is None:
             err_console.print(f"note: no checkpoint in `{options.out}`; starting at epoch 1")
         blocker = resume_blocker(run.dir, net) if run.checkpoint is not None else None
@@ -241,7 +264,15 @@ def _summary(result, learnable: list[str]) -> None:
     out.print(f"{m['network']}: {m['train_videos']} training / {m['val_videos']} validation "
               f"videos, {len(m['classes'])} classes (chance {1 / len(m['classes']):.1%})")
     if acc is not None:
-        out.print(f"validation: accuracy {acc:.1%}, loss {final['val_loss']:.4f}")
+        out.print(f"validation (last epoch, 1 centred clip): accuracy {acc:.1%}, loss "
+                  f"{final['val_loss']:.4f}")
+    ev = m.get("evaluation")
+    if ev:
+        p = ev["protocol"]
+        out.print(f"final evaluation ({p['clips']} clip(s) x {p['crops']} crop(s), "
+                  f"{ev['videos']} videos): top-1 {ev['top1']:.1%}, top-{ev['top5_k']} "
+                  f"{ev['top5']:.1%}, "
+                  f"mean per-class {ev['mean_class_accuracy']:.1%}")
     if m["skipped_videos"]:
         out.print(f"skipped {len(m['skipped_videos'])} unreadable video(s)")
     if learnable and result.connections:
@@ -260,6 +291,24 @@ def _summary(result, learnable: list[str]) -> None:
               f"network {result.run_dir / m['network_file']})")
 
 
+def _report(result, learnable: list[str], args: RunArgs, learned: str | None = None) -> None:
+    """The summary (text), or with --json the run's results on stdout: metrics.json less the
+    per-epoch history and per-video predictions, plus where the files are."""
+    if not args.as_json:
+        _summary(result, learnable)
+        return
+    import json
+
+    m = dict(result.metrics)
+    m.pop("history", None)
+    if m.get("evaluation"):
+        m["evaluation"] = {k: v for k, v in m["evaluation"].items() if k != "predictions"}
+    m["run_dir"] = str(result.run_dir)
+    if learned is not None:
+        m["learned"] = learned
+    sys.stdout.write(json.dumps(m, indent=1) + "\n")
+
+
 @app.command()
 @_with_run_options("runs/<network name>")
 def train(file: str = typer.Argument(..., help="A network file."), *, args: RunArgs) -> None:
@@ -271,7 +320,7 @@ def train(file: str = typer.Argument(..., help="A network file."), *, args: RunA
 
     result = _run(net, options, classes, samples)
     if _chief():
-        _summary(result, learnable_blocks(net))
+        _report(result, learnable_blocks(net), args)
 
 
 @app.command()
@@ -313,10 +362,26 @@ def search(
     text = format_network(learned)
     write_learned(result.run_dir, text)
     atomic_write(output, text)
-    _summary(result, learnable)
-    err_console.print(f"wrote {output} ({sum(len(result.connections[b]) for b in learnable)} "
+    _draw_learned(learned, result.run_dir)
+    _report(result, learnable, args, output)
+    if not args.as_json:
+        err_console.print(f"wrote {output} ({sum(len(result.connections[b]) for b in learnable)} "
                       f"learned weights in {len(learnable)} blocks; also "
                       f"{result.run_dir / 'learned.asn'})")
+
+
+def _draw_learned(net, run_dir) -> None:
+    """`RUN/learned.svg`: the learned network as `asnc viz` draws it (edge width = weight);
+    without Graphviz's `dot`, the `.dot` text."""
+    from ..backends.graphviz import ExecutableNotFound, RenderError, render, to_graph
+
+    graph = to_graph(net)
+    try:
+        atomic_write(str(run_dir / "learned.svg"), render(graph, "svg"))
+    except ExecutableNotFound:
+        atomic_write(str(run_dir / "learned.dot"), graph.source)
+    except RenderError as exc:
+        err_console.print(f"warning: could not draw the learned network: {exc}")
 
 
 def _chief() -> bool:

@@ -15,7 +15,8 @@ import typer
 from typer.exceptions import TyperException
 
 from ..dsl.diagnostics import DiagnosticError
-from . import cmd_frontend, cmd_compile, cmd_opt, cmd_viz, cmd_train, cmd_predict  # noqa: F401 (commands)
+from . import cmd_frontend, cmd_compile, cmd_opt, cmd_viz  # noqa: F401 (commands)
+from . import cmd_train, cmd_evolve, cmd_predict, cmd_eval, cmd_plot  # noqa: F401 (commands)
 from .app import app
 from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, err_console, print_diagnostics
 

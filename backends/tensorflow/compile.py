@@ -10,7 +10,9 @@ Artifacts (one directory, written atomically, `outdir.staged_output`):
 
 Phases: ``build``, ``weights`` (with weights), ``passes`` (with passes to apply),
 ``savedmodel``, ``onnx``, ``verify`` (unless ``verify=False``; it needs both artifacts, so
-both are made and only the asked formats kept).
+both are made and only the asked formats kept), then as asked (`deploy`): ``openvino``,
+``calibrate`` and ``quantize`` (``model.int8.onnx``), ``tflite`` (``model.tflite``,
+``model.int8.tflite``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from .errors import CompileError
 from .lower import input_specs, lower
 from .metadata import artifact_metadata, file_sha256
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset, to_onnx
-from .outdir import (FORMATS, MARKER, ONNX_NAME, REPORT_NAME, SAVEDMODEL_DIR, dir_size,
-                     staged_output)
+from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
+                     SAVEDMODEL_DIR, dir_size, staged_output)
+from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
+from .deploy import run_deploy_phases
 from .parity import PARITY_TOLERANCE, Parity, random_inputs, verify
 from .proofs import PROOF_TOLERANCE, PassProofError, apply_backend_passes, prove_graph_passes
 from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
@@ -46,6 +50,36 @@ __all__ = ["FORMATS", "PROOF_BATCH", "CompileOptions", "CompileResult", "Compile
 
 LABELS_NAME = "labels.txt"  # OUT/labels.txt: the class names, one per line
 PROOF_BATCH = 2  # clips per proof when the batch is dynamic (a real batch, not one clip)
+
+
+QUANTIZE_MODES = ("int8",)
+VERIFY_RUNTIMES = ("openvino",)
+
+
+def _check_deploy_options(o: CompileOptions) -> None:
+    from .quantize import METHODS
+
+    if o.quantize is not None and o.quantize not in QUANTIZE_MODES:
+        raise CompileError(f"--quantize takes {', '.join(QUANTIZE_MODES)}, got `{o.quantize}`")
+    if o.quantize and not o.calibrate:
+        raise CompileError("--quantize int8 needs --calibrate DIR (a folder of "
+                           "<class>/<video> files whose clips calibrate the int8 ranges)")
+    if o.calibrate and not o.quantize:
+        raise CompileError("--calibrate needs --quantize int8")
+    if o.calibrate and not os.path.isdir(o.calibrate):  # before minutes of compiling
+        raise CompileError(f"--calibrate: `{o.calibrate}` is not a directory")
+    if o.calibrate_method not in METHODS:
+        raise CompileError(f"--calibrate-method takes {', '.join(METHODS)}, got "
+                           f"`{o.calibrate_method}`")
+    for name, value in (("--calibrate-clips", o.calibrate_clips),
+                        ("--held-out-clips", o.held_out_clips)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CompileError(f"{name} must be an integer >= 1, got {value!r}")
+    verify_with = tuple(dict.fromkeys(v.strip().lower() for v in o.verify_with if v.strip()))
+    bad = [v for v in verify_with if v not in VERIFY_RUNTIMES]
+    if bad:
+        raise CompileError(f"--verify-with takes {', '.join(VERIFY_RUNTIMES)}, got `{bad[0]}`")
+    object.__setattr__(o, "verify_with", verify_with)
 
 
 @dataclass(frozen=True)
@@ -65,11 +99,17 @@ class CompileOptions:
         serving_version: the version directory's number (>= 1; also the ONNX
             ``model_version``).
         labels: class names, one per class, written to ``labels.txt`` (`asnc predict`).
+        quantize: ``"int8"``: also write ``model.int8.onnx`` (and ``model.int8.tflite``
+            with the tflite format), calibrated on clips of ``calibrate`` (`deploy`).
+        calibrate, calibrate_clips, calibrate_method, held_out_clips: the video folder
+            (``<class>/<video>``), how many calibration clips, MinMax/Entropy/Percentile,
+            and at most how many held-out clips judge the int8 models.
+        verify_with: extra runtimes that must match TF (``"openvino"``).
     """
 
     seed: int = 0
     batch: int | None = None
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     opset: int = DEFAULT_OPSET
     verify: bool = True
     weights: str | None = None
@@ -79,6 +119,12 @@ class CompileOptions:
     serving_layout: bool = False
     serving_version: int = 1
     labels: tuple[str, ...] | None = None
+    quantize: str | None = None
+    calibrate: str | None = None
+    calibrate_clips: int = DEFAULT_CALIBRATION_CLIPS
+    calibrate_method: str = "minmax"
+    held_out_clips: int = DEFAULT_HELD_OUT_CLIPS
+    verify_with: tuple[str, ...] = ()
 
     def __post_init__(self):
         formats = tuple(dict.fromkeys(f.strip().lower() for f in self.formats if f.strip()))
@@ -96,6 +142,7 @@ class CompileOptions:
                                "savedmodel[,onnx])")
         if self.weights is not None and not os.path.isfile(self.weights):
             raise CompileError(f"weights file `{self.weights}` does not exist")
+        _check_deploy_options(self)
         if self.uses_onnx:
             top = max_opset()
             if not MIN_OPSET <= self.opset <= top:
@@ -104,11 +151,12 @@ class CompileOptions:
 
     @property
     def uses_onnx(self) -> bool:
-        return "onnx" in self.formats or self.verify
+        return "onnx" in self.formats or self.verify or bool(self.quantize or self.verify_with)
 
     @property
     def uses_savedmodel(self) -> bool:
-        return "savedmodel" in self.formats or self.verify
+        return ("savedmodel" in self.formats or self.verify or "tflite" in self.formats
+                or bool(self.quantize or self.verify_with))
 
 
 @dataclass
@@ -193,7 +241,10 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
                     f"TF and ONNX Runtime disagree: max |logit difference| "
                     f"{parity.max_abs_diff:.3g} > {parity.tolerance:g} (batch {parity.batch}, "
                     f"seed {parity.seed}); nothing was written")
+        deployed, deploy_sizes = run_deploy_phases(artifacts.savedmodel, artifacts.onnx,
+                                                   final_net, tmp, o, phase)
         sizes = artifacts.keep_only(o.formats)
+        sizes.update(deploy_sizes)
         serving = None
         if o.serving_layout:
             serving = write_serving_layout(artifacts.savedmodel, tmp, final_net.header.name,
@@ -207,7 +258,11 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             "network": final_net.header.name,
             "options": {"seed": o.seed, "batch": o.batch, "formats": list(o.formats),
                         "opset": o.opset if o.uses_onnx else None,
-                        "verify": o.verify, "weights": o.weights},
+                        "verify": o.verify, "weights": o.weights,
+                        "quantize": o.quantize, "calibrate": o.calibrate,
+                        "calibrate_clips": o.calibrate_clips if o.quantize else None,
+                        "calibrate_method": o.calibrate_method if o.quantize else None,
+                        "verify_with": list(o.verify_with)},
             "signature": {"name": "serving_default",
                           "inputs": {k: list(v) for k, v in
                                      input_specs(final_net, o.batch).items()},
@@ -226,6 +281,7 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             "metadata": metadata,
             "serving": ({"path": serving, "version": o.serving_version,
                          "files": "hard links to saved_model/"} if serving else None),
+            **deployed,  # openvino, int8, tflite: as asked
             "timings_s": timings,
             "versions": _versions(),
         }

@@ -28,12 +28,13 @@ from typing import Iterator
 
 from .errors import CompileError
 
-__all__ = ["SAVEDMODEL_DIR", "ONNX_NAME", "REPORT_NAME", "MARKER", "STAGING_PREFIX",
-           "OWNER_FILE", "staged_output", "remove_stale", "dir_size"]
+__all__ = ["FORMATS", "DEFAULT_FORMATS", "SAVEDMODEL_DIR", "ONNX_NAME", "REPORT_NAME", "MARKER",
+           "STAGING_PREFIX", "OWNER_FILE", "staged_output", "remove_stale", "dir_size"]
 
 # The artifacts `--format` chooses from. Here, in a module without TensorFlow, so that the
 # command line refuses another name at once; `compile.FORMATS` is this tuple.
-FORMATS = ("savedmodel", "onnx")
+FORMATS = ("savedmodel", "onnx", "tflite")
+DEFAULT_FORMATS = ("savedmodel", "onnx")  # tflite when asked (`--format ...,tflite`)
 SAVEDMODEL_DIR = "saved_model"
 ONNX_NAME = "model.onnx"
 REPORT_NAME = "report.json"

@@ -23,9 +23,9 @@ from ...compiler.passes import LoweringForm
 from ...dsl.ir import Network
 from . import data as D
 from .errors import CompileError
-from .outdir import ONNX_NAME, REPORT_NAME
+from .outdir import ONNX_NAME, REPORT_NAME, SAVEDMODEL_DIR
 
-__all__ = ["KerasModel", "OnnxModel", "PredictError", "read_clip", "top_k"]
+__all__ = ["KerasModel", "OnnxModel", "SavedModelModel", "PredictError", "read_clip", "top_k"]
 
 
 class PredictError(ValueError):
@@ -71,10 +71,25 @@ class KerasModel:
             load_weights(self._model, weights, net)
         except CompileError as exc:
             raise PredictError(str(exc)) from None
+        import tensorflow as tf
+
+        model = self._model
+
+        # One traced graph (per batch size): run eagerly, the flow layer's many small ops
+        # cost seconds a clip.
+        @tf.function(reduce_retracing=True)
+        def run(video):
+            return model(video, training=False)["logits"]
+
+        self._run = run
 
     def logits(self, clip: np.ndarray) -> np.ndarray:
-        out = self._model(clip[None], training=False)["logits"]
-        return np.asarray(out, np.float32)[0]
+        return self.logits_batch(clip[None])[0]
+
+    def logits_batch(self, clips: np.ndarray) -> np.ndarray:
+        """float32 ``[B, classes]`` logits of ``[B, T, H, W, 3]`` clips."""
+        out = self._run(np.asarray(clips, np.float32))
+        return np.asarray(out, np.float32)
 
 
 @dataclass
@@ -117,7 +132,50 @@ class OnnxModel:
         self._session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
     def logits(self, clip: np.ndarray) -> np.ndarray:
-        # A fixed-batch export (`--batch N`) takes N clips: repeat this one.
-        video = np.repeat(clip[None], self._batch or 1, axis=0).astype(np.float32)
-        (out,) = self._session.run(["logits"], {"video": video})
-        return np.asarray(out, np.float32)[0]
+        return self.logits_batch(clip[None])[0]
+
+    def logits_batch(self, clips: np.ndarray) -> np.ndarray:
+        """float32 ``[B, classes]`` logits of ``[B, T, H, W, 3]`` clips."""
+        return _in_batches(clips, self._batch, lambda video: self._session.run(
+            ["logits"], {"video": video})[0])
+
+
+def _in_batches(clips: np.ndarray, fixed: int | None, run) -> np.ndarray:
+    """``run`` over ``clips``; a fixed-batch export (`--batch N`) takes exactly N clips at a
+    time: the last chunk is padded by repeating its last clip, the padding dropped after."""
+    clips = np.asarray(clips, np.float32)
+    if not fixed:
+        return np.asarray(run(clips), np.float32)
+    outs = []
+    for i in range(0, len(clips), fixed):
+        chunk = clips[i:i + fixed]
+        pad = fixed - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        outs.append(np.asarray(run(chunk), np.float32)[:fixed - pad])
+    return np.concatenate(outs)
+
+
+class SavedModelModel:
+    """The ``saved_model/`` of the ``asnc compile`` output ``out_dir``, in TensorFlow (its
+    ``serving_default`` signature)."""
+
+    def __init__(self, out_dir: str):
+        sig = _signature(out_dir)
+        path = os.path.join(out_dir, SAVEDMODEL_DIR)
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise PredictError(f"no {SAVEDMODEL_DIR}/ (compiled without the savedmodel format?)")
+        import tensorflow as tf
+
+        self.frames, self.size, self.classes = sig.frames, sig.size, sig.classes
+        self._batch = sig.batch
+        self._loaded = tf.saved_model.load(path)  # kept alive: the signature needs it
+        self._serve = self._loaded.signatures["serving_default"]
+        self._tf = tf
+
+    def logits(self, clip: np.ndarray) -> np.ndarray:
+        return self.logits_batch(clip[None])[0]
+
+    def logits_batch(self, clips: np.ndarray) -> np.ndarray:
+        return _in_batches(clips, self._batch, lambda video: self._serve(
+            video=self._tf.constant(video))["logits"].numpy())

@@ -12,12 +12,17 @@
 Scalars are written with ``tf.summary.write`` and the scalar plugin's metadata (what
 ``tf.summary.scalar`` writes), so logging needs no ``tensorboard`` package; TensorBoard reads
 the files as it reads its own.
+
+After every epoch the run's pictures are redrawn from the history (`plots.draw_run`):
+``RUN/curves.png``/``.svg`` and, for a search, the connection-weight trajectories and heat
+map, so a run can be looked at while it trains.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 
 import tensorflow as tf
@@ -43,9 +48,11 @@ def _scalar(tag: str, value: float, step: int) -> None:
 class RunLog:
     """Writes the CSV and the TensorBoard events of one run (only where ``write``)."""
 
-    def __init__(self, run: Path, write: bool, inputs: dict[str, list[str]]):
+    def __init__(self, run: Path, write: bool, inputs: dict[str, list[str]],
+                 order: list[str] | None = None, title: str = ""):
         self.run, self.write = run, write
         self.inputs = inputs  # block -> its input names, for the connection tags
+        self.order, self.title = order, title  # node order and name, for the pictures
         self._writers: dict[str, tf.summary.SummaryWriter] = {}
 
     def _writer(self, side: str) -> tf.summary.SummaryWriter:
@@ -78,6 +85,21 @@ class RunLog:
         for e in history:
             rows.writerow({k: e.get(k, "") for k in CSV_COLUMNS})
         write_file(str(self.run / CSV_FILE), buf.getvalue())
+        self.draw(history)
+
+    def draw(self, history: list[dict]) -> list[str]:
+        """Redraw the run's pictures; a picture that cannot be written is a warning (the run
+        goes on; `asnc plot RUN` redraws them later)."""
+        from ...dsl.diagnostics import DiagnosticError
+        from ..plots import draw_run
+
+        try:
+            return draw_run(self.run, history, self.inputs, self.order, self.title)
+        except DiagnosticError as exc:
+            message = exc.diagnostics[0].message if exc.diagnostics else "write failed"
+            warnings.warn(f"could not draw the run's pictures: {message}", RuntimeWarning,
+                          stacklevel=2)
+            return []
 
     def close(self) -> None:
         for w in self._writers.values():

@@ -54,6 +54,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -65,8 +66,10 @@ from keras import ops
 from ...compiler.passes import LoweringForm
 from ...dsl.ir import Network, Stem
 from ...dsl.outputs import write_file
+from ..evaluation import Protocol
 from . import data as D
 from .checkpoints import CHECKPOINTS, RunCheckpoint, latest, old_format, remove_ours
+from .epochbar import EpochProgress, PassProgress
 from .layers import SigmoidFusion
 from .lower import Lowered, lower
 from .runlog import RunLog
@@ -116,7 +119,16 @@ class TrainOptions:
     lr_schedule: str = "constant"  # constant | cosine (`schedules`)
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
     mixed_precision: bool = False  # keras mixed_float16 policy
-    verbose: int | str = "auto"  # Keras Progbar verbosity; auto: bar on a terminal, else per epoch
+    # progress (`epochbar`): 0 silent, 1 live bar and a line per epoch, 2 a line per epoch;
+    # auto: 1 on a terminal, else 2
+    verbose: int | str = "auto"
+    # Called with the lowered model before training starts (not on --resume, whose checkpoint
+    # holds the weights): `asnc evolve` starts a child from what it inherits (trial.py).
+    initialise: Callable[[Lowered], None] | None = None
+    layout: str | None = None  # dataset layout (`datasets.LAYOUTS`); None: detected
+    split: int | None = None  # official split of the layout (UCF101/HMDB51: 1..3)
+    eval_clips: int = 10  # final evaluation: clips x crops per held-out video (`evaluation`)
+    eval_crops: int = 3
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -132,6 +144,7 @@ class TrainOptions:
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULES)}, got "
                              f"{self.lr_schedule!r}")
+        Protocol(self.eval_clips, self.eval_crops)  # raises ValueError for a bad protocol
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"warm-up epochs must be between 0 and the {self.epochs} epochs, "
                              f"got {self.warmup_epochs:g}")
@@ -377,38 +390,41 @@ def _datasets(options: TrainOptions, net: Network, train_s, val_s, data_seed: in
 
 
 def _fit_epoch(step, iterator, steps: int, epoch: int, epochs: int, epoch_end: _EpochEnd,
-               verbose: int) -> None:
-    if verbose:
-        print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-    bar = keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss", "accuracy"])
+               verbose: int, batch: int = 0) -> None:
+    """One epoch of ``steps`` steps, then `_EpochEnd`; progress per `epochbar` (``batch``:
+    the global batch, for clips/s)."""
     t0 = time.time()
     loss = hits = count = 0.0
-    for i in range(steps):
-        try:
-            batch_loss, batch_hits, batch_count = step(iterator)
-        except (StopIteration, tf.errors.OutOfRangeError):
-            raise TrainError("no training batch could be read: too many videos failed to "
-                             "decode (see the warnings above)") from None
-        loss += float(batch_loss)
-        hits += float(batch_hits)
-        count += float(batch_count)
-        logs = {"loss": loss / count, "accuracy": hits / count}
-        if i + 1 < steps:
-            bar.update(i + 1, list(logs.items()))
-    logs = epoch_end(epoch + 1, logs, time.time() - t0)
-    bar.update(steps, list(logs.items()), finalize=True)
+    with EpochProgress(epoch + 1, epochs, steps, batch, verbose) as bar:
+        for i in range(steps):
+            try:
+                batch_loss, batch_hits, batch_count = step(iterator)
+            except (StopIteration, tf.errors.OutOfRangeError):
+                raise TrainError("no training batch could be read: too many videos failed to "
+                                 "decode (see the warnings above)") from None
+            loss += float(batch_loss)
+            hits += float(batch_hits)
+            count += float(batch_count)
+            logs = {"loss": loss / count, "accuracy": hits / count}
+            bar.update(i + 1, logs)
+        train_seconds = bar.train_done()
+        logs = epoch_end(epoch + 1, logs, time.time() - t0)
+        bar.end(logs, train_seconds, time.time() - t0)
 
 
 # ------------------------------------------------------------------------- train
 
 
 def prepare_run(net: Network, options: TrainOptions, classes: list[str],
-                samples) -> PreparedRun:
+                samples, val_samples=None) -> PreparedRun:
     """Check a run of ``net`` (whose header already has ``len(classes)`` classes) on
     ``samples`` and ready its directory (created; old checkpoints removed with --overwrite).
 
-    ``classes`` and ``samples`` come from `data.discover`; the split is `data.split` with the
-    options' ratio, list and seed. Raises TrainError for a run that cannot start.
+    ``classes`` and ``samples`` come from `data.discover` (or `datasets.read_dataset`); the
+    split is `data.split` with the options' ratio, list and seed. With ``val_samples`` (an
+    official split: `datasets.Dataset.test`), ``samples`` are the training videos and
+    ``val_samples`` the held-out ones, as given. Raises TrainError for a run that cannot
+    start.
     """
     if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
         raise TrainError("object stems need per-frame object maps, which a video folder does "
@@ -417,7 +433,10 @@ def prepare_run(net: Network, options: TrainOptions, classes: list[str],
         raise TrainError(f"the network has {net.header.classes} classes but the data "
                          f"{len(classes)}")
     strategy = make_strategy(options.strategy)
-    train_s, val_s = D.split(samples, options.val_ratio, options.seed, options.val_list)
+    if val_samples is not None:
+        train_s, val_s = list(samples), list(val_samples)
+    else:
+        train_s, val_s = D.split(samples, options.val_ratio, options.seed, options.val_list)
     if len(train_s) < options.batch:
         raise TrainError(f"the training split has {len(train_s)} videos, fewer than the batch "
                          f"size {options.batch}; lower --batch")
@@ -436,6 +455,34 @@ def prepare_run(net: Network, options: TrainOptions, classes: list[str],
                              f"{exc.strerror or exc}") from None
     ckpt = _prepare_run_dir(run, options, write)
     return PreparedRun(net, options, list(classes), strategy, train_s, val_s, run, ckpt, write)
+
+
+def _final_evaluation(model, net: Network, classes: list[str], val_s, options: TrainOptions,
+                      run: Path, verbose) -> dict | None:
+    """The held-out videos under the evaluation protocol of `asnc eval` (`options.eval_clips`
+    x `eval_crops` views, softmax averaged per video); the confusion matrix is drawn into
+    ``RUN/confusion.png``/``.svg``. None when no held-out video decodes."""
+    from ..plots import draw_confusion
+    from .evaluate import KerasLogits, evaluate
+
+    protocol = Protocol(options.eval_clips, options.eval_crops)
+    hdr = net.header
+    logits = KerasLogits(model, hdr.frames, tuple(hdr.size), hdr.classes, options.batch * 4)
+    if verbose:
+        print(f"Final evaluation: {protocol.describe()}", flush=True)
+    try:
+        with PassProgress("Final evaluation", len(val_s), enabled=bool(verbose)) as progress:
+            result = evaluate(logits, val_s, classes, protocol, progress)
+    except ValueError:
+        return None
+    s = result.summary
+    draw_confusion(s.confusion, classes, run / "confusion",
+                   f"{hdr.name}: held-out top-1 {s.top1:.1%}, top-{s.k5} {s.top5:.1%} "
+                   f"({s.videos} videos, {protocol.clips}x{protocol.crops} views)")
+    if verbose:
+        print(f"Final evaluation: top-1 {s.top1:.2%}, top-{s.k5} {s.top5:.2%}, mean per-class "
+              f"{s.mean_class_accuracy:.2%} ({s.videos} videos)", flush=True)
+    return result.as_dict(predictions=True)
 
 
 def _learning_rate(options: TrainOptions, steps: int):
@@ -499,6 +546,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
         model = lowered.model
         if options.mixed_precision:
             _flow_in_float32(model)
+        if options.initialise is not None and not ckpt:
+            options.initialise(lowered)
         train_model = _logits_model(model)
         optimizer = keras.optimizers.Adam(learning_rate=_learning_rate(options, steps))
         if options.mixed_precision:
@@ -517,7 +566,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
         verbose = 1 if sys.stdout.isatty() else 2
     if not write:
         verbose = 0
-    log = RunLog(run, write, {b.name: [i.source for i in b.inputs] for b in net.blocks})
+    log = RunLog(run, write, {b.name: [i.source for i in b.inputs] for b in net.blocks},
+                 [n.name for n in net.nodes], net.header.name)
     epoch_end = _EpochEnd(model, optimizer, lowered, net, history, checkpoint, log, val_ds)
     t0 = time.time()
     try:
@@ -525,7 +575,8 @@ def _train(prepared: PreparedRun) -> TrainResult:
             step = _train_step(strategy, train_model, optimizer, options.batch, options.xla)
             iterator = iter(strategy.experimental_distribute_dataset(train_ds))
             for epoch in range(initial_epoch, options.epochs):
-                _fit_epoch(step, iterator, steps, epoch, options.epochs, epoch_end, verbose)
+                _fit_epoch(step, iterator, steps, epoch, options.epochs, epoch_end, verbose,
+                           options.batch)
     finally:
         log.close()
         checkpoint.close()
@@ -536,20 +587,30 @@ def _train(prepared: PreparedRun) -> TrainResult:
             final = {k: last[k] for k in ("val_loss", "val_accuracy")}
         else:
             final = {f"val_{k}": v for k, v in epoch_end.evaluate(val_ds).items()} or None
+    evaluation = None
+    if val_s and write:
+        evaluation = _final_evaluation(model, net, classes, val_s, options, run, verbose)
     connections = connection_weights(lowered, net)
+    protocol = Protocol(options.eval_clips, options.eval_crops)
     metrics = {
         "network": net.header.name,
         "classes": list(classes),
         "train_videos": len(train_s),
         "val_videos": len(val_s),
         "skipped_videos": stats.skipped_paths,
-        "config": {**{k: v for k, v in asdict(options).items() if k not in ("verbose",)},
+        "config": {**{k: v for k, v in asdict(options).items()
+                      if k not in ("verbose", "initialise")},
                    "steps_per_epoch": steps, "frames": net.header.frames,
                    "size": list(net.header.size), "replicas": strategy.num_replicas_in_sync,
                    "resumed_from_epoch": initial_epoch,
                    "iterations": int(ops.convert_to_numpy(optimizer.iterations))},
         "history": history,
         "final": final,
+        "evaluation": evaluation,
+        # Which protocol each figure uses: per-epoch validation stays single-clip for speed.
+        "protocols": {"history": "val_*: " + Protocol(1, 1).describe(),
+                      "final": "val_*: " + Protocol(1, 1).describe() + " (the last epoch's)",
+                      "evaluation": protocol.describe()},
         "connections": connections,
         "weights": FINAL_WEIGHTS,
         "network_file": NETWORK_FILE,

@@ -1,0 +1,87 @@
+"""The deployment runtimes behind one call shape: ``run(feeds) -> logits``.
+
+ONNX Runtime (fp32 and QDQ int8 ONNX), OpenVINO (the same ONNX files; it executes QDQ
+models in int8), LiteRT (TFLite files) and the SavedModel in TensorFlow. Each loader takes
+a path and returns a callable; `median_seconds` times any of them the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Runner", "onnxruntime_runner", "openvino_runner", "litert_runner",
+           "savedmodel_runner", "median_seconds", "logits_on_clips"]
+
+Runner = Callable[[dict], np.ndarray]
+
+
+def onnxruntime_runner(path: str, threads: int | None = None) -> Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(["logits"], feeds)[0]
+
+
+def openvino_runner(path: str, threads: int | None = None) -> Runner:
+    """The ONNX file compiled for OpenVINO's CPU plugin, in f32 (no bf16/f16 hint: the
+    logits must be comparable with the other runtimes'), latency mode."""
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(threads)
+    compiled = ov.Core().compile_model(path, "CPU", config)
+    request = compiled.create_infer_request()
+    logits = compiled.output("logits")
+
+    def run(feeds: dict) -> np.ndarray:
+        return np.asarray(request.infer(feeds)[logits])
+    return run
+
+
+def litert_runner(path: str, threads: int | None = None) -> Runner:
+    """A TFLite file in the LiteRT interpreter (`ai-edge-litert`: `tf.lite.Interpreter` is
+    deprecated in its favour), through the `serving_default` signature; the batch of the
+    feeds sets the input shape."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    runner = interpreter.get_signature_runner("serving_default")
+    return lambda feeds: np.asarray(runner(**feeds)["logits"])
+
+
+def savedmodel_runner(path: str) -> Runner:
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(path).signatures["serving_default"]
+    return lambda feeds: fn(**{k: tf.constant(v) for k, v in feeds.items()})["logits"].numpy()
+
+
+def median_seconds(run: Runner, feeds: dict, repeats: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        run(feeds)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(feeds)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def logits_on_clips(run: Runner, clips: np.ndarray, batch: int | None = None) -> np.ndarray:
+    """Logits of every clip ``[n, T, H, W, 3]``, fed ``batch`` at a time (the model's fixed
+    batch; None: one at a time), the last batch padded with its own last clip."""
+    step = batch or 1
+    out = []
+    for i in range(0, len(clips), step):
+        chunk = clips[i:i + step]
+        if len(chunk) < step:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), 0)])
+        out.append(run({"video": np.ascontiguousarray(chunk)})[:len(clips) - i])
+    return np.concatenate(out).astype(np.float64)
