@@ -23,6 +23,7 @@ import pytest
 from asn.cli.main import main
 from asn.dsl.loader import load
 from test_connectivity import TINY
+from test_datasets import UCF_TESTLIST01, UCF_TRAINLIST01, ucf  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.tf
 tf = pytest.importorskip("tensorflow")
@@ -238,6 +239,31 @@ def _held_out(searched):
     from asn.backends.tensorflow.calibration import draw_clips
 
     return draw_clips(str(searched.data), 4, (32, 32), 2, calibration=4)
+
+
+def test_calibration_of_an_official_split_calibrates_on_train_and_judges_on_test(
+        ucf, monkeypatch):
+    """UCF101 layout: the calibration clips are the split's training videos, the held-out
+    clips its test videos (every one of them), labels in classInd.txt's order."""
+    from asn.backends.tensorflow import calibration, data
+
+    read: list[str] = []
+    real = data.load_clip
+
+    def spy(path, *args, **kwargs):
+        read.append("/".join(Path(path).parts[-2:]))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "load_clip", spy)
+    clips = calibration.draw_clips(str(ucf), 4, (16, 16), 10, calibration=3, held_out=64)
+    train = {line.split()[0] for line in UCF_TRAINLIST01.splitlines()}
+    test = [line.split()[0] for line in UCF_TESTLIST01.splitlines()]
+    assert len(read) == 3 + len(test)
+    assert set(read[:3]) <= train and sorted(read[3:]) == sorted(test)
+    assert clips.calibration.shape == (3, 4, 16, 16, 3)
+    assert clips.held_out.shape[0] == len(test) and clips.labelled
+    expected = sorted(["ApplyEyeMakeup"] * 2 + ["ApplyLipstick", "Archery"])
+    assert sorted(clips.classes[i] for i in clips.held_out_labels) == expected
 
 
 def test_int8_onnx_holds_qdq_and_int8_per_channel_weights(deployed):
