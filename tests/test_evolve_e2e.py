@@ -190,3 +190,32 @@ def test_a_run_directory_is_never_overwritten_and_resume_checks_the_settings(
         "config": saved.to_json(), "seed_network": format_network(net)}))
     assert main(args + ["--resume"]) == 1
     assert "population was 5, now 8" in capsys.readouterr().err
+
+
+def test_a_trial_on_an_official_split_trains_on_its_train_videos(tmp_path):
+    """UCF101 split 1 (the official files' first lines): the trial trains on trainlist01's 6
+    videos, its fitness is the 1x1-view top-1 over exactly testlist01's 4 videos, and it
+    draws no pictures."""
+    from asn.backends.tensorflow.trial import TrialSpec, run_trial
+    from asn.cli.common import apply_overrides
+    from asn.dsl.loader import load_text
+    from test_datasets import UCF_TESTLIST01, make_ucf
+
+    data = make_ucf(tmp_path / "ucf")
+    net = apply_overrides(load_text(TINY), classes=10)  # classInd.txt's 10 classes
+    out = tmp_path / "trial"
+    result = run_trial(TrialSpec(id=1, net=net, data=str(data), out=str(out), epochs=1,
+                                 steps=1, batch=2, lr=1e-3, val_ratio=0.5, seed=0, cpus=1,
+                                 layout="ucf101", split=1))
+    assert result["status"] == "done", result.get("error")
+    assert (result["layout"], result["split"]) == ("ucf101", 1)
+    assert (result["train_videos"], result["val_videos"]) == (6, 4)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["config"]["layout"], metrics["config"]["split"]) == ("ucf101", 1)
+    predictions = metrics["evaluation"]["predictions"]
+    assert sorted(Path(p["video"]).relative_to(data / "UCF-101").as_posix()
+                  for p in predictions) == sorted(UCF_TESTLIST01.split())
+    assert metrics["evaluation"]["protocol"]["clips"] == 1 == \
+        metrics["evaluation"]["protocol"]["crops"]
+    assert result["fitness"] == sum(p["correct"] for p in predictions) / 4
+    assert not list(out.glob("*.png")) and not list(out.glob("*.svg"))  # no pictures drawn
