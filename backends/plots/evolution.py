@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 from ...compiler.evolution.pareto import pareto_front
 from .files import new_figure, save_figure
 
@@ -53,6 +55,8 @@ def draw_evolution(records: list[dict], stem: str | Path) -> list[str]:
         for r in front:
             ax_c.annotate(str(r["id"]), (r["gflops"], r["fitness"]), fontsize=7,
                           xytext=(3, 3), textcoords="offset points")
+    # a narrow GFLOPs range has long tick labels: few of them, so they never overlap
+    ax_c.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax_c.set_xlabel("GFLOPs per clip")
     ax_c.set_ylabel("held-out top-1 accuracy")
     ax_c.set_ylim(-0.03, 1.03)
