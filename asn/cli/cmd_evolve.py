@@ -25,6 +25,9 @@ from .options import FramesOpt, SizeOpt
 __all__ = ["evolve"]
 
 CONFIG_FILE = "evolve.json"
+# what a run whose evolve.json predates these settings did: a plain folder's --val-ratio split,
+# the fitness from one centred clip per video
+LEGACY_SETTINGS = {"layout": "folder", "split": None, "clips": 1, "crops": 1}
 
 
 class Selection(str, enum.Enum):
@@ -233,6 +236,7 @@ def _prepare_run_dir(run_dir: Path, cfg, net, resume: bool) -> None:
             raise _stop(f"`{run_dir}` is a run of another seed network (see {config_path})",
                         help="resume with the seed, --frames and --size of that run")
         now = json.loads(json.dumps(cfg.to_json()))  # as saved: tuples are JSON lists
+        saved_cfg = {**LEGACY_SETTINGS, **saved_cfg}
         changed = [k for k, v in now.items()
                    if k not in cfg.RESUMABLE_CHANGES and saved_cfg.get(k) != v]
         if changed:
