@@ -5,7 +5,9 @@ One run, in its own process session: the worker of trial 1 is killed mid-trial (
 the pid the trial writes), then the whole run is killed once a few trials have finished;
 `--resume` finishes it. Checked from the journal: trials overlapped in time, the killed trial
 was retried and is done, every individual is recorded once, the resumed run ran only the
-remaining trials; then `best.asn` compiles with the best trial's weights.
+remaining trials, every trial was scored 1x1 on the folder's held-out videos and drew no
+pictures; then `best.asn` compiles with the best trial's weights. A trial on an official
+UCF101 split trains on the split's training videos and is scored on its test videos.
 """
 
 from __future__ import annotations
@@ -122,6 +124,11 @@ def test_evolve_on_ray_survives_a_killed_worker_and_a_killed_run(data_dir, tmp_p
         assert {"status", "fitness", "started", "finished", "parent", "mutation", "gflops",
                 "params"} <= set(r)
         assert r["started"] <= r["finished"] and 0 <= r["fitness"] <= 1
+        # a plain folder: --val-ratio 0.25 of 3 classes x 4 videos held out, scored 1x1
+        assert (r["layout"], r["split"], r["train_videos"], r["val_videos"]) == \
+            ("folder", None, 9, 3)
+        assert r["fitness_protocol"].startswith("1 centred clip x 1 centre crop")
+    assert not list(run.glob("trials/*/*.png"))  # the trials draw no pictures
     assert [r["parent"] for r in records].count(None) >= 4  # the initial population
 
     summary = json.loads(second.stdout)
