@@ -130,7 +130,7 @@ class TrainOptions:
     eval_clips: int = 10  # final evaluation: clips x crops per held-out video (`evaluation`)
     eval_crops: int = 3
     # draw RUN/curves.png (each epoch), the connection pictures and confusion.png; `asnc
-    # evolve`'s trials do not (seconds per trial; `asnc plot` draws them from the run later)
+    # evolve`'s trials do not (seconds per trial; `asnc plot RUN` draws the curves later)
     pictures: bool = True
 
     def __post_init__(self) -> None:

@@ -7,8 +7,9 @@ videos; a plain folder holds out `data.split` with the run's seed. Either way ev
 is judged on the same videos. Its fitness is the held-out top-1 accuracy under the run's
 evaluation protocol (`--clips` x `--crops`, default 1x1); its learned connection weights go
 back to the search, which the connection-learning-guided mutation of its children reads.
-The trial draws no pictures (a run's curves and confusion matrix cost seconds per trial and
-nobody looks at them; `asnc plot RUN/trials/<id>` draws them afterwards).
+The trial draws no pictures: matplotlib's import, the curves and the confusion matrix took
+~7 s per trial on this project's loaded 2-core machine, as long as a brief trial's training
+(`asnc plot RUN/trials/<id>` draws a trial's curves afterwards).
 
 `run_trial` runs in a Ray worker process (`asn/cli/evolve_loop.py`), possibly on another
 machine: it takes and returns plain values (IR, dicts), never raises for bad data (a failed
