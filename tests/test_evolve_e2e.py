@@ -197,6 +197,16 @@ def test_a_run_directory_is_never_overwritten_and_resume_checks_the_settings(
         "config": saved.to_json(), "seed_network": format_network(net)}))
     assert main(args + ["--resume"]) == 1
     assert "population was 5, now 8" in capsys.readouterr().err
+    # a run saved before --layout/--split/--clips/--crops: the folder split and 1x1 it used
+    # (`layout` is checked before `population`, so only the population is named)
+    legacy = {k: v for k, v in saved.to_json().items()
+              if k not in ("layout", "split", "clips", "crops")}
+    (run / "evolve.json").write_text(json.dumps({
+        "config": legacy, "seed_network": format_network(net)}))
+    assert main(args + ["--resume"]) == 1
+    assert "population was 5, now 8" in capsys.readouterr().err
+    assert main(args + ["--resume", "--population", "5", "--clips", "2"]) == 1
+    assert "clips was 1, now 2" in capsys.readouterr().err
 
 
 def test_a_trial_on_an_official_split_trains_on_its_train_videos(tmp_path):
