@@ -78,9 +78,14 @@ def _crlf(text: str) -> bytes:
 
 @pytest.fixture
 def ucf(tmp_path) -> Path:
-    """UCF101 as unpacked: UCF-101/<class>/<file>.avi and ucfTrainTestlist/*.txt."""
+    return make_ucf(tmp_path)
+
+
+def make_ucf(tmp_path: Path) -> Path:
+    """UCF101 as unpacked: UCF-101/<class>/<file>.avi and ucfTrainTestlist/*.txt (the typed-in
+    first lines above; trainlist02/testlist02 swap the sides of split 1)."""
     lists = tmp_path / "ucfTrainTestlist"
-    lists.mkdir()
+    lists.mkdir(parents=True)
     (lists / "classInd.txt").write_bytes(_crlf(UCF_CLASSIND))
     (lists / "trainlist01.txt").write_bytes(_crlf(UCF_TRAINLIST01))
     (lists / "testlist01.txt").write_bytes(_crlf(UCF_TESTLIST01))

@@ -339,3 +339,65 @@ def test_warm_start_reuses_exactly_the_unchanged_nodes(net):
     changed = {p["block"], p["new"]} | {b.name for b in net.blocks
                                        if p["block"] in _inputs(net, b.name)}
     assert unchanged_nodes(child, net) == [n for n in names if n not in changed]
+
+
+# ------------------------------------------------------------- the command's dataset
+
+
+def test_evolve_on_an_official_split_records_it_and_resume_checks_it(tmp_path, monkeypatch,
+                                                                      capsys):
+    """`--layout`/`--split` as `train` takes them: the run's settings and every trial (spec
+    and journal record) carry the detected layout and the split; --resume with another split
+    is refused. The trials run on a stand-in executor (what they train on: the e2e tests)."""
+    import asn.cli.evolve_loop as loop
+    from asn.cli.main import main
+    from test_datasets import make_ucf
+
+    pytest.importorskip("av")
+    data = make_ucf(tmp_path / "ucf")
+    seed = tmp_path / "evo.asn"
+    seed.write_text(NET)
+    executors: list[FakeExecutor] = []
+
+    class Stand_in(FakeExecutor):
+        def __init__(self, address, cpus, gpus):
+            super().__init__()
+            self.slots, self.resources = 1, {"CPU": 1.0}
+            executors.append(self)
+
+        def shutdown(self):
+            pass
+
+    monkeypatch.setattr(loop, "RayExecutor", Stand_in)
+    run = tmp_path / "run"
+    args = ["evolve", str(seed), "--data", str(data), "--population", "2", "--sample", "2",
+            "--trials", "3", "--out", str(run), "--split", "2"]
+    assert main(args) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ucf101 layout (split 2): 10 classes, 4 training and 6 test videos" in err
+    config = json.loads((run / "evolve.json").read_text())["config"]
+    assert (config["layout"], config["split"], config["clips"], config["crops"]) == \
+        ("ucf101", 2, 1, 1)
+    specs = executors[0].specs
+    assert len(specs) == 3
+    assert all((s.layout, s.split, s.clips, s.crops) == ("ucf101", 2, 1, 1) for s in specs)
+    assert all(s.net.header.classes == 10 for s in specs)  # classInd.txt's classes
+    assert json.loads((run / "summary.json").read_text())["config"]["split"] == 2
+
+    assert main(args + ["--trials", "4", "--resume", "--split", "1"]) == 1
+    assert "split was 2, now 1" in capsys.readouterr().err
+    assert main(args + ["--trials", "4", "--resume", "--layout", "folder"]) == 1
+    assert "plain <class>/<video> folder" in capsys.readouterr().err  # and --split: refused
+    assert main(args + ["--trials", "4", "--resume"]) == 0, capsys.readouterr().err
+    assert len(Journal(run).read()) == 4 and executors[-1].specs[0].split == 2
+
+
+def test_evolve_takes_the_fitness_protocol_as_eval_does(tmp_path, capsys):
+    from asn.cli.main import main
+
+    (tmp_path / "data").mkdir()
+    seed = tmp_path / "evo.asn"
+    seed.write_text(NET)
+    assert main(["evolve", str(seed), "--data", str(tmp_path / "data"), "--crops", "2",
+                 "--out", str(tmp_path / "run")]) == 1
+    assert "--crops must be 1 (centre) or 3" in capsys.readouterr().err

@@ -5,7 +5,9 @@ One run, in its own process session: the worker of trial 1 is killed mid-trial (
 the pid the trial writes), then the whole run is killed once a few trials have finished;
 `--resume` finishes it. Checked from the journal: trials overlapped in time, the killed trial
 was retried and is done, every individual is recorded once, the resumed run ran only the
-remaining trials; then `best.asn` compiles with the best trial's weights.
+remaining trials, every trial was scored 1x1 on the folder's held-out videos and drew no
+pictures; then `best.asn` compiles with the best trial's weights. A trial on an official
+UCF101 split trains on the split's training videos and is scored on its test videos.
 """
 
 from __future__ import annotations
@@ -122,6 +124,11 @@ def test_evolve_on_ray_survives_a_killed_worker_and_a_killed_run(data_dir, tmp_p
         assert {"status", "fitness", "started", "finished", "parent", "mutation", "gflops",
                 "params"} <= set(r)
         assert r["started"] <= r["finished"] and 0 <= r["fitness"] <= 1
+        # a plain folder: --val-ratio 0.25 of 3 classes x 4 videos held out, scored 1x1
+        assert (r["layout"], r["split"], r["train_videos"], r["val_videos"]) == \
+            ("folder", None, 9, 3)
+        assert r["fitness_protocol"].startswith("1 centred clip x 1 centre crop")
+    assert not list(run.glob("trials/*/*.png"))  # the trials draw no pictures
     assert [r["parent"] for r in records].count(None) >= 4  # the initial population
 
     summary = json.loads(second.stdout)
@@ -190,3 +197,42 @@ def test_a_run_directory_is_never_overwritten_and_resume_checks_the_settings(
         "config": saved.to_json(), "seed_network": format_network(net)}))
     assert main(args + ["--resume"]) == 1
     assert "population was 5, now 8" in capsys.readouterr().err
+    # a run saved before --layout/--split/--clips/--crops: the folder split and 1x1 it used
+    # (`layout` is checked before `population`, so only the population is named)
+    legacy = {k: v for k, v in saved.to_json().items()
+              if k not in ("layout", "split", "clips", "crops")}
+    (run / "evolve.json").write_text(json.dumps({
+        "config": legacy, "seed_network": format_network(net)}))
+    assert main(args + ["--resume"]) == 1
+    assert "population was 5, now 8" in capsys.readouterr().err
+    assert main(args + ["--resume", "--population", "5", "--clips", "2"]) == 1
+    assert "clips was 1, now 2" in capsys.readouterr().err
+
+
+def test_a_trial_on_an_official_split_trains_on_its_train_videos(tmp_path):
+    """UCF101 split 1 (the official files' first lines): the trial trains on trainlist01's 6
+    videos, its fitness is the 1x1-view top-1 over exactly testlist01's 4 videos, and it
+    draws no pictures."""
+    from asn.backends.tensorflow.trial import TrialSpec, run_trial
+    from asn.cli.common import apply_overrides
+    from asn.dsl.loader import load_text
+    from test_datasets import UCF_TESTLIST01, make_ucf
+
+    data = make_ucf(tmp_path / "ucf")
+    net = apply_overrides(load_text(TINY), classes=10)  # classInd.txt's 10 classes
+    out = tmp_path / "trial"
+    result = run_trial(TrialSpec(id=1, net=net, data=str(data), out=str(out), epochs=1,
+                                 steps=1, batch=2, lr=1e-3, val_ratio=0.5, seed=0, cpus=1,
+                                 layout="ucf101", split=1))
+    assert result["status"] == "done", result.get("error")
+    assert (result["layout"], result["split"]) == ("ucf101", 1)
+    assert (result["train_videos"], result["val_videos"]) == (6, 4)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["config"]["layout"], metrics["config"]["split"]) == ("ucf101", 1)
+    predictions = metrics["evaluation"]["predictions"]
+    assert sorted(Path(p["video"]).relative_to(data / "UCF-101").as_posix()
+                  for p in predictions) == sorted(UCF_TESTLIST01.split())
+    assert metrics["evaluation"]["protocol"]["clips"] == 1 == \
+        metrics["evaluation"]["protocol"]["crops"]
+    assert result["fitness"] == sum(p["correct"] for p in predictions) / 4
+    assert not list(out.glob("*.png")) and not list(out.glob("*.svg"))  # no pictures drawn

@@ -3,7 +3,7 @@
 The IR side (mutations, aging selection, budgets, Pareto front, journal) is
 `compiler/evolution/`; a trial (brief one-shot training, held-out top-1) is
 `backends/tensorflow/trial.py`; the loop on Ray is `evolve_loop.py`; the outputs
-`evolve_outputs.py` and `evolve_plot.py`.
+`evolve_outputs.py` (its picture: `backends/plots/evolution.py`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import typer
 
 from .app import app
 from .common import EXIT_BAD_INPUT, apply_overrides, err_console, load_checked
+from .dataset_args import Layout, LayoutOpt, SplitOpt
 from .options import FramesOpt, SizeOpt
 
 __all__ = ["evolve"]
 
 CONFIG_FILE = "evolve.json"
+# what a run whose evolve.json predates these settings did: a plain folder's --val-ratio split,
+# the fitness from one centred clip per video
+LEGACY_SETTINGS = {"layout": "folder", "split": None, "clips": 1, "crops": 1}
 
 
 class Selection(str, enum.Enum):
@@ -48,9 +52,13 @@ def _stop(message: str, help: str | None = None) -> typer.Exit:
 def evolve(
     seed_file: str = typer.Argument(..., metavar="SEED.asn", help="The seed network: the "
                                     "initial population is made of its mutants."),
-    data: str = typer.Option(..., "--data", metavar="DIR", help="Video folder "
-                             "DATA/<class>/<video> (UCF101 layout); the held-out split "
-                             "(--val-ratio, --seed) is every trial's fitness."),
+    data: str = typer.Option(..., "--data", metavar="DIR", help="The dataset: UCF101, "
+                             "HMDB51 or Kinetics as distributed (split files: trials train on "
+                             "the split's training videos, the fitness is top-1 on its test "
+                             "videos), or DATA/<class>/<video> (the fitness is top-1 on the "
+                             "videos --val-ratio and --seed hold out)."),
+    layout: Optional[Layout] = LayoutOpt,
+    split: Optional[int] = SplitOpt,
     population: int = typer.Option(8, "--population", min=1, metavar="N",
                                    help="Population size of the aging evolution."),
     sample: int = typer.Option(3, "--sample", min=1, metavar="S", help="Individuals sampled "
@@ -95,8 +103,14 @@ def evolve(
                                         "seed; the baseline)."),
     retries: int = typer.Option(2, "--retries", min=0, help="Retries of a trial whose worker "
                                 "died (a trial that fails on its data is not retried)."),
-    val_ratio: float = typer.Option(0.2, "--val-ratio", min=0.01, max=0.99, help="Per-class "
-                                    "share of videos held out for the fitness."),
+    val_ratio: float = typer.Option(0.2, "--val-ratio", min=0.01, max=0.99, help="Plain "
+                                    "folder: per-class share of videos held out for the "
+                                    "fitness."),
+    clips: int = typer.Option(1, "--clips", min=1, metavar="K", help="Fitness: temporal clips "
+                              "per held-out video (the protocol of `asnc eval`; default 1: "
+                              "`train`'s 10x3 would cost every trial ~30 evaluation passes)."),
+    crops: int = typer.Option(1, "--crops", min=1, max=3, metavar="C", help="Fitness: "
+                              "spatial crops per clip, 1 (centre) or 3."),
     cache: bool = typer.Option(False, "--cache", help="Keep decoded videos in memory in each "
                                "trial (small data)."),
     random_init: bool = typer.Option(False, "--random-init", help="Make the initial "
@@ -128,6 +142,8 @@ def evolve(
 
     if not os.path.isdir(data):
         raise _stop(f"data folder `{data}` does not exist")
+    if crops not in (1, 3):
+        raise _stop(f"--crops must be 1 (centre) or 3 (along the long side), got {crops}")
     try:
         widths = tuple(int(f) for f in random_filters.split(","))
         if not widths or min(widths) < 1 or max(widths) > 65536:
@@ -138,7 +154,9 @@ def evolve(
     if not 1 <= random_blocks[0] <= random_blocks[1] <= 64:
         raise _stop(f"--random-blocks takes MIN MAX with 1 <= MIN <= MAX <= 64, got "
                     f"{random_blocks[0]} {random_blocks[1]}")
+    ds = _read_data(data, layout, split)
     cfg = EvolveConfig(data=os.path.abspath(data), out=os.path.abspath(out_dir),
+                       layout=ds.layout, split=ds.split, clips=clips, crops=crops,
                        population=population, sample=sample, trials=trials, epochs=epochs,
                        steps=steps, batch=batch, lr=lr, val_ratio=val_ratio, seed=seed,
                        max_gflops=max_gflops, max_params=max_params, threshold=threshold,
@@ -148,7 +166,7 @@ def evolve(
                        random_init=random_init,
                        random_blocks=(random_blocks[0], random_blocks[1]),
                        random_filters=widths, random_inputs=random_inputs)
-    net = _seed_network(seed_file, frames, size, data)
+    net = _seed_network(seed_file, frames, size, len(ds.classes))
     run_dir = Path(out_dir)
     _prepare_run_dir(run_dir, cfg, net, resume)
     try:
@@ -158,7 +176,24 @@ def evolve(
     _report(result, run_dir, json_out)
 
 
-def _seed_network(path: str, frames, size, data: str):
+def _read_data(data: str, layout: Optional[Layout], split: Optional[int]):
+    """The dataset as its layout defines it (detected, or --layout), checked for a search:
+    two classes or more, and videos to train on and to score the fitness on."""
+    from .dataset_args import read_data
+
+    ds = read_data(data, layout, split)
+    if len(ds.classes) < 2:
+        raise _stop(f"`{data}` has {len(ds.classes)} class(es); a search needs at least 2")
+    if ds.official_split:
+        if not ds.train or not ds.test:
+            raise _stop(f"`{data}`: {ds.describe()}; a search needs training and test videos "
+                        "on disk")
+        err_console.print(f"data: {ds.describe()}: trials train on the training videos, the "
+                          "fitness is top-1 on the test videos")
+    return ds
+
+
+def _seed_network(path: str, frames, size, classes: int):
     from ..compiler.validation import check
     from ..dsl.diagnostics import DiagnosticError
     from ..dsl.ir import Stem
@@ -172,11 +207,7 @@ def _seed_network(path: str, frames, size, data: str):
         raise _stop(f"network `{net.header.name}` combines inputs by `{net.header.combine}`, "
                     "which has no connection weights to learn",
                     help="use `combine sigmoid` in the header")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .cmd_train import _discover
-
-    classes, _ = _discover(data)
-    net = apply_overrides(net, classes=len(classes))
+    net = apply_overrides(net, classes=classes)
     diags = check(net)
     if any(d.is_error for d in diags):
         raise DiagnosticError(diags, source)
@@ -205,13 +236,15 @@ def _prepare_run_dir(run_dir: Path, cfg, net, resume: bool) -> None:
             raise _stop(f"`{run_dir}` is a run of another seed network (see {config_path})",
                         help="resume with the seed, --frames and --size of that run")
         now = json.loads(json.dumps(cfg.to_json()))  # as saved: tuples are JSON lists
+        saved_cfg = {**LEGACY_SETTINGS, **saved_cfg}
         changed = [k for k, v in now.items()
                    if k not in cfg.RESUMABLE_CHANGES and saved_cfg.get(k) != v]
         if changed:
             k = changed[0]
             raise _stop(f"--resume with another setting: {k} was {saved_cfg.get(k)!r}, now "
                         f"{now[k]!r}", help="repeat the run's options (only "
-                        "--trials and --retries may change)")
+                        "--trials and --retries may change; the dataset's layout and split "
+                        "are part of the run)")
     elif Journal(run_dir).exists():
         raise _stop(f"`{run_dir}` already holds an evolution run", help="pass --resume to "
                     "continue it, or choose another --out")

@@ -53,6 +53,11 @@ class WorkerDied(RuntimeError):
 class EvolveConfig:
     data: str
     out: str
+    # the dataset as read (`backends.datasets`): an official split's training videos train a
+    # trial and its test videos are the fitness; a plain folder ("folder", split None) holds
+    # out --val-ratio with the run's seed
+    layout: str = "folder"
+    split: int | None = None
     population: int = 8
     sample: int = 3
     trials: int = 24
@@ -76,6 +81,8 @@ class EvolveConfig:
     random_blocks: tuple[int, int] = (1, 2)
     random_filters: tuple[int, ...] = (8, 16, 32)
     random_inputs: int = 3
+    clips: int = 1  # the fitness's evaluation protocol (`asnc eval`): clips x crops per video
+    crops: int = 1
 
     # what must match for --resume (the trial count may grow; where it runs may change)
     RESUMABLE_CHANGES = ("trials", "retries", "out")
@@ -298,7 +305,8 @@ class Evolution:
         return TrialSpec(id=draft["id"], net=self._nets[draft["id"]], data=cfg.data,
                          out=str(Path(cfg.out) / TRIALS_DIR / str(draft["id"])),
                          epochs=cfg.epochs, steps=cfg.steps, batch=cfg.batch, lr=cfg.lr,
-                         val_ratio=cfg.val_ratio, seed=cfg.seed,
+                         val_ratio=cfg.val_ratio, seed=cfg.seed, layout=cfg.layout,
+                         split=cfg.split, clips=cfg.clips, crops=cfg.crops,
                          cpus=max(1, math.ceil(cfg.cpus_per_trial)), attempt=attempt,
                          cache=cfg.cache, inherited=draft["inherited"] or None,
                          warm_from=warm)

@@ -72,7 +72,7 @@ def summary(records: list[dict], config: dict, resumed_with: int) -> dict:
 def write_outputs(run_dir: Path, records: list[dict], config: dict, resumed_with: int
                   ) -> dict:
     """Write every output of the run; return the summary (also `summary.json`)."""
-    from .evolve_plot import plot_evolution
+    from ..backends.plots import draw_evolution
 
     by_id = {r["id"]: r for r in records}
     result = summary(records, config, resumed_with)
@@ -90,8 +90,7 @@ def write_outputs(run_dir: Path, records: list[dict], config: dict, resumed_with
     atomic_write(str(pareto / "pareto.json"), json.dumps(
         [{k: by_id[i][k] for k in ("id", "fitness", "gflops", "params")}
          for i in result["pareto"]], indent=2) + "\n")
-    for fmt in ("png", "svg"):
-        atomic_write(str(run_dir / f"evolution.{fmt}"), plot_evolution(records, fmt))
+    draw_evolution(records, run_dir / "evolution")
     atomic_write(str(run_dir / "summary.json"), json.dumps(result, indent=2) + "\n")
     return result
 

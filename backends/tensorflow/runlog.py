@@ -15,7 +15,8 @@ the files as it reads its own.
 
 After every epoch the run's pictures are redrawn from the history (`plots.draw_run`):
 ``RUN/curves.png``/``.svg`` and, for a search, the connection-weight trajectories and heat
-map, so a run can be looked at while it trains.
+map, so a run can be looked at while it trains (unless ``pictures`` is off: `asnc evolve`'s
+trials).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class RunLog:
     """Writes the CSV and the TensorBoard events of one run (only where ``write``)."""
 
     def __init__(self, run: Path, write: bool, inputs: dict[str, list[str]],
-                 order: list[str] | None = None, title: str = ""):
-        self.run, self.write = run, write
+                 order: list[str] | None = None, title: str = "", pictures: bool = True):
+        self.run, self.write, self.pictures = run, write, pictures
         self.inputs = inputs  # block -> its input names, for the connection tags
         self.order, self.title = order, title  # node order and name, for the pictures
         self._writers: dict[str, tf.summary.SummaryWriter] = {}
@@ -85,7 +86,8 @@ class RunLog:
         for e in history:
             rows.writerow({k: e.get(k, "") for k in CSV_COLUMNS})
         write_file(str(self.run / CSV_FILE), buf.getvalue())
-        self.draw(history)
+        if self.pictures:
+            self.draw(history)
 
     def draw(self, history: list[dict]) -> list[str]:
         """Redraw the run's pictures; a picture that cannot be written is a warning (the run

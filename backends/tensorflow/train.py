@@ -129,6 +129,9 @@ class TrainOptions:
     split: int | None = None  # official split of the layout (UCF101/HMDB51: 1..3)
     eval_clips: int = 10  # final evaluation: clips x crops per held-out video (`evaluation`)
     eval_crops: int = 3
+    # draw RUN/curves.png (each epoch), the connection pictures and confusion.png; `asnc
+    # evolve`'s trials do not (seconds per trial; `asnc plot RUN` draws the curves later)
+    pictures: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -476,9 +479,10 @@ def _final_evaluation(model, net: Network, classes: list[str], val_s, options: T
     except ValueError:
         return None
     s = result.summary
-    draw_confusion(s.confusion, classes, run / "confusion",
-                   f"{hdr.name}: held-out top-1 {s.top1:.1%}, top-{s.k5} {s.top5:.1%} "
-                   f"({s.videos} videos, {protocol.clips}x{protocol.crops} views)")
+    if options.pictures:
+        draw_confusion(s.confusion, classes, run / "confusion",
+                       f"{hdr.name}: held-out top-1 {s.top1:.1%}, top-{s.k5} {s.top5:.1%} "
+                       f"({s.videos} videos, {protocol.clips}x{protocol.crops} views)")
     if verbose:
         print(f"Final evaluation: top-1 {s.top1:.2%}, top-{s.k5} {s.top5:.2%}, mean per-class "
               f"{s.mean_class_accuracy:.2%} ({s.videos} videos)", flush=True)
@@ -567,7 +571,7 @@ def _train(prepared: PreparedRun) -> TrainResult:
     if not write:
         verbose = 0
     log = RunLog(run, write, {b.name: [i.source for i in b.inputs] for b in net.blocks},
-                 [n.name for n in net.nodes], net.header.name)
+                 [n.name for n in net.nodes], net.header.name, pictures=options.pictures)
     epoch_end = _EpochEnd(model, optimizer, lowered, net, history, checkpoint, log, val_ds)
     t0 = time.time()
     try:

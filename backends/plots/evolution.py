@@ -1,28 +1,26 @@
-"""`RUN/evolution.png` and `.svg`: fitness of every trial over time with the best-so-far line,
-and held-out accuracy against GFLOPs with the Pareto front. matplotlib, headless (Agg)."""
+"""`asnc evolve`'s `RUN/evolution.png` and `.svg`: fitness of every trial over time with the
+best-so-far line, and held-out accuracy against GFLOPs with the Pareto front."""
 
 from __future__ import annotations
 
-import io
+from pathlib import Path
 
-from ..compiler.evolution.pareto import pareto_front
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_evolution"]
+from ...compiler.evolution.pareto import pareto_front
+from .files import new_figure, save_figure
+
+__all__ = ["draw_evolution"]
 
 
-def plot_evolution(records: list[dict], fmt: str) -> bytes:
-    """The figure of a run's journal records as `fmt` (png or svg) bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; also safe where a GUI backend would be chosen
-    from matplotlib.figure import Figure  # pyplot-free: no global figure state
-
+def draw_evolution(records: list[dict], stem: str | Path) -> list[str]:
+    """Draw a run's journal records into ``stem.png`` and ``stem.svg``; returns the paths."""
     trials = sorted((r for r in records if r["status"] in ("done", "failed")),
                     key=lambda r: r["finished"])
     done = [r for r in trials if r["status"] == "done"]
     failed = [r for r in trials if r["status"] == "failed"]
     t0 = min((r["started"] for r in trials), default=0.0)
-    fig = Figure(figsize=(11, 4.2), dpi=110, layout="constrained")
+    fig = new_figure(11, 4.2)
     ax_t, ax_c = fig.subplots(1, 2)
 
     minutes = [(r["finished"] - t0) / 60 for r in done]
@@ -57,6 +55,8 @@ def plot_evolution(records: list[dict], fmt: str) -> bytes:
         for r in front:
             ax_c.annotate(str(r["id"]), (r["gflops"], r["fitness"]), fontsize=7,
                           xytext=(3, 3), textcoords="offset points")
+    # a narrow GFLOPs range has long tick labels: few of them, so they never overlap
+    ax_c.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax_c.set_xlabel("GFLOPs per clip")
     ax_c.set_ylabel("held-out top-1 accuracy")
     ax_c.set_ylim(-0.03, 1.03)
@@ -64,6 +64,4 @@ def plot_evolution(records: list[dict], fmt: str) -> bytes:
     ax_c.grid(alpha=0.3)
     ax_c.legend(loc="lower right", fontsize=8)
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-    return buf.getvalue()
+    return save_figure(fig, stem)
