@@ -23,7 +23,7 @@ import pytest
 from asn.cli.main import main
 from asn.dsl.loader import load
 from test_connectivity import TINY
-from test_datasets import UCF_TESTLIST01, UCF_TRAINLIST01, ucf  # noqa: F401 (fixture)
+from test_datasets import UCF_TESTLIST01, UCF_TRAINLIST01, make_ucf
 
 pytestmark = pytest.mark.tf
 tf = pytest.importorskip("tensorflow")
@@ -242,7 +242,7 @@ def _held_out(searched):
 
 
 def test_calibration_of_an_official_split_calibrates_on_train_and_judges_on_test(
-        ucf, monkeypatch):
+        tmp_path, monkeypatch):
     """UCF101 layout: the calibration clips are the split's training videos, the held-out
     clips its test videos (every one of them), labels in classInd.txt's order."""
     from asn.backends.tensorflow import calibration, data
@@ -255,7 +255,8 @@ def test_calibration_of_an_official_split_calibrates_on_train_and_judges_on_test
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(data, "load_clip", spy)
-    clips = calibration.draw_clips(str(ucf), 4, (16, 16), 10, calibration=3, held_out=64)
+    clips = calibration.draw_clips(str(make_ucf(tmp_path)), 4, (16, 16), 10, calibration=3,
+                                   held_out=64)
     train = {line.split()[0] for line in UCF_TRAINLIST01.splitlines()}
     test = [line.split()[0] for line in UCF_TESTLIST01.splitlines()]
     assert len(read) == 3 + len(test)
