@@ -203,30 +203,29 @@ def change_filters(net: Network, rng: random.Random) -> tuple[Network, dict]:
     """Halve or double a block's filters (within MIN_FILTERS..MAX_FILTERS)."""
     choices = [(b.name, f) for b in _int_blocks(net) if isinstance(b.filters, int)
                for f in (b.filters // 2, b.filters * 2) if MIN_FILTERS <= f <= MAX_FILTERS]
-    if not choices:
-        raise Redraw("no block whose filters can change")
-    name, new = rng.choice(choices)
-    child = clear_weights(net)
-    block = child.node_map()[name]
-    assert isinstance(block, Block)
-    old = block.filters
-    block.filters = new
-    return child, {"block": name, "from": old, "to": new}
+    return _set_block_field(net, rng, choices, "filters", "no block whose filters can change")
 
 
 def move_level(net: Network, rng: random.Random) -> tuple[Network, dict]:
     """Move a block one level up or down (0..3)."""
     choices = [(b.name, b.level + s) for b in net.blocks for s in (-1, 1)
                if 0 <= b.level + s <= MAX_LEVEL]
+    return _set_block_field(net, rng, choices, "level", "no block to move")
+
+
+def _set_block_field(net: Network, rng: random.Random, choices: list[tuple[str, int]],
+                     field: str, none_left: str) -> tuple[Network, dict]:
+    """The child with one (block, value) of ``choices`` drawn and set as the block's
+    ``field`` (connection weights cleared); its record ``{"block", "from", "to"}``."""
     if not choices:
-        raise Redraw("no block to move")
-    name, level = rng.choice(choices)
+        raise Redraw(none_left)
+    name, new = rng.choice(choices)
     child = clear_weights(net)
     block = child.node_map()[name]
     assert isinstance(block, Block)
-    old = block.level
-    block.level = level
-    return child, {"block": name, "from": old, "to": level}
+    old = getattr(block, field)
+    setattr(block, field, new)
+    return child, {"block": name, "from": old, "to": new}
 
 
 def without_comments(net: Network) -> Network:
