@@ -319,3 +319,43 @@ block top = bottleneck(level=3, filters=8, stride=2) <- b, a
     assert all(p.ok for p in done), [p.to_json() for p in done]
     assert final.model.count_params() == o.stats().total
     assert not any("edge_logits" in v.path for v in final.model.weights)
+
+
+@pytest.mark.parametrize("net", [
+    pytest.param(lambda: parse(SMALL.format(extra="")), id="small-standard"),
+    pytest.param(lambda: with_header(example("assemblenet_plus_lite", frames=2, size=32),
+                                     depth=[1, 1, 1, 1], flow_iterations=2), id="lite"),
+])
+def test_placeholder_build_draws_nothing_and_keeps_fixed_values(net):
+    """A rewrite's build (`placeholder=True`) has zeros where a build draws random weights,
+    the same fixed values elsewhere (batch-norm variances, the flow layer's kernels), the
+    same variables; and it leaves the next ordinary build's seeded values unchanged."""
+    net = net()
+    o = optimise(net, level=1)
+    seeded = lower(o.network, seed=3, form=LoweringForm.reference())
+    empty = lower(o.network, seed=3, form=LoweringForm.reference(), placeholder=True)
+    again = lower(o.network, seed=3, form=LoweringForm.reference())
+    pairs = list(zip(seeded.model.weights, empty.model.weights, again.model.weights))
+    assert len(pairs) == len(seeded.model.weights) == len(empty.model.weights)
+    drawn = 0
+    for s, e, a in pairs:
+        assert s.path == e.path and s.shape == e.shape
+        np.testing.assert_array_equal(a.numpy(), s.numpy())
+        s_val, e_val = s.numpy(), e.numpy()
+        if np.array_equal(s_val, e_val):
+            continue
+        assert not np.any(e_val), s.path  # a random draw became zeros, nothing else changed
+        assert np.unique(s_val).size > 1, s.path  # and it was a random draw
+        drawn += s_val.size
+    kernels = sum(int(np.prod(v.shape)) for v in seeded.model.weights if "kernel" in v.path)
+    assert drawn >= kernels - 16  # every conv and dense kernel but the flow layer's fixed 16
+
+
+def test_rewrites_set_every_weight_of_their_placeholder_build():
+    """The chain from a randomised reference gives a final model with no all-zero kernel
+    (each one came from the model before it, none kept its placeholder zeros)."""
+    net = parse(SMALL.format(extra=""))
+    _, _, final, _, _ = _chain(net)
+    for v in final.model.weights:
+        if "kernel" in v.path:
+            assert np.any(v.numpy()), v.path

@@ -209,12 +209,12 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             with phase("passes"):
                 feeds = random_inputs(net, o.batch or PROOF_BATCH, o.seed)
                 try:
-                    lowered, proofs = prove_graph_passes(lowered, optimised.stages, feeds,
-                                                         seed=o.seed, batch=o.batch,
-                                                         tolerance=o.proof_tolerance)
+                    lowered, proofs, logits = prove_graph_passes(
+                        lowered, optimised.stages, feeds, seed=o.seed, batch=o.batch,
+                        tolerance=o.proof_tolerance)
                     lowered, backend_proofs = apply_backend_passes(
                         final_net, lowered, optimised.form, feeds, seed=o.seed, batch=o.batch,
-                        tolerance=o.proof_tolerance)
+                        tolerance=o.proof_tolerance, before=logits)
                 except PassProofError as exc:
                     raise CompileError(str(exc)) from None
                 proofs += backend_proofs

@@ -135,8 +135,17 @@ def build_model(net: Network, seed: int = 0, batch: int | None = None,
 
 
 def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None = None,
-          edge_fold: EdgeFoldPlan | None = None) -> Lowered:
-    """Lower ``net`` in ``form``; ``edge_fold`` is needed with ``fold-edge-weights``."""
+          edge_fold: EdgeFoldPlan | None = None, placeholder: bool = False) -> Lowered:
+    """Lower ``net`` in ``form``; ``edge_fold`` is needed with ``fold-edge-weights``.
+
+    ``placeholder``: zeros instead of the seeded random initial weights
+    (`layers.initialisers`), for a caller that sets every weight itself (a rewrite).
+    """
+    if placeholder:
+        from .layers.initialisers import placeholder_weights
+
+        with placeholder_weights():
+            return lower(net, form=form, seed=seed, batch=batch, edge_fold=edge_fold)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):

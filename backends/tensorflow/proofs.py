@@ -79,15 +79,18 @@ def _diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def apply_backend_passes(net, reference, form: LoweringForm, feeds: dict, *, seed: int = 0,
                          batch: int | None = None, tolerance: float = PROOF_TOLERANCE,
-                         on_pass=None):
+                         on_pass=None, before: np.ndarray | None = None):
     """Apply the passes of ``form`` to ``reference`` (a `Lowered` in the reference form),
     proving each; returns ``(final Lowered, [PassProof])``.
 
-    ``feeds``: the random inputs of the proofs. ``on_pass(name)`` is called before each
-    pass. Raises `PassProofError` for a pass that changes the logits beyond ``tolerance``.
+    ``feeds``: the random inputs of the proofs; ``before``: ``reference``'s logits on them
+    when the caller has them already (`prove_graph_passes` does). ``on_pass(name)`` is
+    called before each pass. Raises `PassProofError` for a pass that changes the logits
+    beyond ``tolerance``.
     """
     current, proofs = reference, []
-    before = logits_of(reference.model, feeds)
+    if before is None:
+        before = logits_of(reference.model, feeds)
     first = before
     done = LoweringForm.reference()
     for name in form.applied:
@@ -117,9 +120,12 @@ def prove_graph_passes(lowered, stages, feeds: dict, *, seed: int = 0,
     An exact pass (dead-node elimination) must agree within ``tolerance``; an approximate
     one (edge pruning) has its deviation measured: ``max_abs_diff`` and
     ``relative_deviation`` (over the largest logit of the model before it). Returns
-    ``(last Lowered, [PassProof])``.
+    ``(last Lowered, [PassProof], its logits on feeds)``; the logits are None when there
+    are no stages (nothing ran).
     """
     current, proofs = lowered, []
+    if not stages:
+        return current, proofs, None
     before = logits_of(current.model, feeds)
     for name, stage_net in stages:
         t0 = time.perf_counter()
@@ -141,4 +147,4 @@ def prove_graph_passes(lowered, stages, feeds: dict, *, seed: int = 0,
         if exact and not proof.ok:
             raise PassProofError(name, diff, tolerance)
         current, before = new, after
-    return current, proofs
+    return current, proofs, before

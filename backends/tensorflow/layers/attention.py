@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from .conv import check_int_received
+from .initialisers import random
 
 __all__ = ["PeerCandidates", "PeerAttention", "SelfAttention"]
 
@@ -21,7 +22,7 @@ def _dense(units, seed, name):
     # Attention Dense layers: kernel N(0, 0.01) (not truncated), bias 0.
     return keras.layers.Dense(
         units,
-        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=seed),
+        kernel_initializer=random(keras.initializers.RandomNormal(0.0, 0.01, seed=seed)),
         bias_initializer="zeros",
         name=name,
     )
@@ -188,7 +189,8 @@ class PeerAttention(keras.layers.Layer):
             )
         self.z = self.add_weight(
             shape=(self.num_candidates,),
-            initializer=keras.initializers.TruncatedNormal(0.0, 0.01, seed=self.seed * 1000),
+            initializer=random(keras.initializers.TruncatedNormal(0.0, 0.01,
+                                                                 seed=self.seed * 1000)),
             trainable=True,
             name="z",
         )

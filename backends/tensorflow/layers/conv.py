@@ -12,6 +12,8 @@ import math
 import keras
 from keras import ops
 
+from .initialisers import random
+
 _SEED_RANGE = 2**31  # Keras seeds are 32-bit; keep derived seeds in the non-negative int32 range.
 
 
@@ -84,7 +86,7 @@ def fixed_padding(kernel_size: int) -> tuple[int, int]:
 
 def variance_scaling(seed: int):
     # Keras defaults: scale 1, fan_in, truncated normal (SEMANTICS.md, "Initialisers").
-    return keras.initializers.VarianceScaling(seed=seed)
+    return random(keras.initializers.VarianceScaling(seed=seed))
 
 
 def batch_norm(name: str, momentum: float = 0.99, epsilon: float = 1e-5, zero_gamma: bool = False):
@@ -223,9 +225,9 @@ class TemporalConv(keras.layers.Layer):
         if self.dilation == 1:
             init = variance_scaling(self.seed)
         else:
-            init = keras.initializers.TruncatedNormal(
+            init = random(keras.initializers.TruncatedNormal(
                 mean=0.0, stddev=math.sqrt(2.0 / (k * channels)), seed=self.seed
-            )
+            ))
         self.kernel = self.add_weight(
             name="kernel", shape=(k, 1, channels, self.filters), initializer=init
         )

@@ -11,6 +11,7 @@ from keras import ops
 
 from .conv import (FixedPaddingConv2D, ceil_div, check_int, check_seed, derive_seed,
                    static_shape4)
+from .initialisers import random
 
 ATTENTION_MODES = (None, "self", "peer")
 
@@ -189,9 +190,9 @@ class SigmoidFusion(keras.layers.Layer):
         self._target = _target_width(self, channels)
 
         if self.edge_weights is None:
-            init = keras.initializers.TruncatedNormal(
+            init = random(keras.initializers.TruncatedNormal(
                 mean=0.0, stddev=0.01, seed=derive_seed(self.seed, 0)
-            )
+            ))
         else:
             w = np.asarray(self.edge_weights, dtype=np.float64)
             init = keras.initializers.Constant((-np.log(1.0 / w - 1.0)).astype(np.float32))

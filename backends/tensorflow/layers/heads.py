@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from .conv import check_int, check_seed, static_shape4
+from .initialisers import random
 
 
 @keras.saving.register_keras_serializable(package="asn")
@@ -45,7 +46,8 @@ class MultiStreamHead(keras.layers.Layer):
         self.classifier = keras.layers.Dense(
             classes,
             use_bias=True,
-            kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=0.01, seed=seed),
+            kernel_initializer=random(keras.initializers.RandomNormal(mean=0.0, stddev=0.01,
+                                                                    seed=seed)),
             bias_initializer="zeros",
             name="classifier",
         )

@@ -18,6 +18,7 @@ from keras import ops
 
 from .bn_options import BatchNormOptions, apply_bn, build_chain
 from .conv import check_int_received, strided_shape
+from .initialisers import random
 
 __all__ = ["InvertedBottleneckBlock", "LiteHead", "LiteStem"]
 
@@ -53,7 +54,7 @@ def _conv(filters, kernel, seed, name, strides=1, dilation=1, padding="same", in
         padding=padding,
         dilation_rate=(dilation, 1, 1),
         use_bias=use_bias,
-        kernel_initializer=init or keras.initializers.VarianceScaling(seed=seed),
+        kernel_initializer=init or random(keras.initializers.VarianceScaling(seed=seed)),
         name=name,
     )
 
@@ -63,7 +64,7 @@ def _temporal_conv(filters, c_in, dilation, seed, name, use_bias=False):
     init = None
     if dilation > 1:
         std = math.sqrt(2.0 / (3 * c_in))
-        init = keras.initializers.TruncatedNormal(0.0, std, seed=seed)
+        init = random(keras.initializers.TruncatedNormal(0.0, std, seed=seed))
     return _conv(filters, (3, 1, 1), seed, name, dilation=dilation, init=init,
                  use_bias=use_bias)
 
@@ -355,7 +356,7 @@ class LiteHead(BatchNormOptions, keras.layers.Layer):
             self.drop = keras.layers.Dropout(dropout, seed=base + 2, name="dropout")
         self.classifier = keras.layers.Dense(
             classes,
-            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01, seed=base + 3),
+            kernel_initializer=random(keras.initializers.RandomNormal(0.0, 0.01, seed=base + 3)),
             bias_initializer="zeros",
             name="classifier",
         )

@@ -5,7 +5,9 @@ counts) is registered under a name; its rewrite is the function `rewrite` of the
 named like the pass, `-` written `_` (`fold-batchnorm` -> `fold_batchnorm.py`). A rewrite
 takes a `RewriteStep` (the model before the pass, and the form that includes the pass) and
 returns the model after it, with its weights, plus a JSON-able detail for the report. It
-never checks itself: `proofs.apply_backend_passes` proves every one on random inputs.
+lowers the new form with ``placeholder=True`` (no random draws: it sets every weight itself,
+and fails where one has no source) and never checks itself: `proofs.apply_backend_passes`
+proves every one on random inputs.
 Adding a pass: its TF-free class in `compiler/passes/backend.py`, its module here, tests.
 """
 

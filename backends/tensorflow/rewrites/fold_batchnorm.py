@@ -13,7 +13,7 @@ from . import RewriteStep
 
 
 def rewrite(step: RewriteStep):
-    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form)
+    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form, placeholder=True)
     old = {layer.name: layer for layer in step.current.model.layers}
     folded = 0
     for layer in new.model.layers:

@@ -29,7 +29,8 @@ def rewrite(step: RewriteStep):
             weights[(inp.source, block)] = float(w)
     channels = {n: int(model.get_layer(n).output.shape[-1]) for n in g.nodes}
     edge_plan = plan_edge_folding(g, weights, channels)
-    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form, edge_fold=edge_plan)
+    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form, edge_fold=edge_plan,
+                placeholder=True)
     old = {layer.name: layer for layer in model.layers}
     fusion_block = {lname: b for b, lname in new.fusions.items()}
     for layer in new.model.layers:

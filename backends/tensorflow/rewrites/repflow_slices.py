@@ -12,7 +12,7 @@ from . import RewriteStep
 
 
 def rewrite(step: RewriteStep):
-    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form)
+    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form, placeholder=True)
     missed = transfer_by_name(new.model, step.current.model)
     if missed:
         raise RuntimeError(f"repflow-slices: layers changed shape: {missed}")
