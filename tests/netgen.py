@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from asn.dsl.ir import NAMED_DEPTHS, Block, Header, Input, Network, Stem
@@ -90,9 +91,15 @@ def networks(draw) -> Network:
     used: set[str] = set()
 
     def fresh() -> str:
-        name = draw(names.filter(lambda n: n not in used))
-        used.add(name)
-        return name
+        # Drawn until unused, not `names.filter(...)`: a new filtered strategy per name
+        # rebuilt the regex strategy each time (most of the property tests' run time).
+        for _ in range(100):
+            name = draw(names)
+            if name not in used:
+                used.add(name)
+                return name
+        assume(False)  # only a shrinker-forced run of equal names gets here
+        raise AssertionError("unreachable")
 
     lite_variant = header.variant == "lite"
     stem_types = ["rgb", "flow"] + ([] if lite_variant else ["object"])
