@@ -50,9 +50,16 @@ def golden() -> dict:
 # ------------------------------------------------------------------------------------------
 # Markers, and a TensorFlow-free `-m "not tf"`
 # ------------------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    if _tf_deselected(config) and getattr(config.option, "dist", "no") != "no":
+        # The TensorFlow-free run checks this process's sys.modules at the end; xdist
+        # workers' checks could not fail the run. It is quick: run it serially (before
+        # xdist's own pytest_configure reads the option).
+        config.option.dist = "no"
+        config.option.numprocesses = None
 
 
 @functools.lru_cache(maxsize=None)
