@@ -8,7 +8,6 @@ padding and SAME padding with stride 1 and an odd kernel are both zero padding o
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..layers.blocks import BottleneckBlock
 from ..layers.conv import Conv3x3x3, FixedPaddingConv2D, TemporalConv, fixed_padding
