@@ -31,6 +31,7 @@ pytest.importorskip("tf2onnx")
 from _tfnets import ATTENTION_NET, example, parse, randomise, video, with_header  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
+from asn.backends.tensorflow.layers import Conv3x3x3, TemporalConv  # noqa: E402
 from asn.backends.tensorflow.compile import (CompileError, CompileOptions,  # noqa: E402
                                              compile_network)
 from asn.backends.tensorflow.lower import lower  # noqa: E402
@@ -184,13 +185,17 @@ def test_bytes_names_and_layout():
     scopes = {n.name.rsplit("/", 1)[0] for n in nodes}
     assert {"fold", "repflow", "r", "f", "a", "a/fusion", "top", "top/fusion", "head"} <= \
         scopes
-    # NCHW-native: the clip is transposed once (NHWC -> NCHW); every other Transpose sits
-    # in a temporal or 3x3x3 conv (unfold to [B, C, T, ...] and back: two per such conv)
-    # or is the flow's packed-component transpose; every Conv reads NCHW (OIHW weights).
+    # NCHW-native: the clip is transposed once (NHWC -> NCHW); the other Transposes are
+    # the unfolds of the temporal convs (4 each: through channels-last, next to the Conv),
+    # and of the 3x3x3 convs (2 each) and the flow's packed-component transpose (1).
     transposes = [n for n in nodes if n.op_type == "Transpose"]
     assert transposes[0].name.startswith("fold/")
     assert [list(a.ints) for a in transposes[0].attribute] == [[0, 3, 1, 2]]
     assert sum(n.name.startswith("fold/") for n in transposes) == 1
+    temporal = sum(isinstance(layer, TemporalConv) for layer in model._flatten_layers())
+    cubic = sum(isinstance(layer, Conv3x3x3) for layer in model._flatten_layers())
+    assert (temporal, cubic) == (3, 2)  # r, unit 1 of a and of top; b and c (one unit each)
+    assert len(transposes) == 1 + 4 * temporal + 2 * cubic + 1
     inits = {t.name: t for t in proto.graph.initializer}
     k = model.get_layer("r").conv7x7.kernel
     conv = next(n for n in nodes if n.op_type == "Conv" and n.name.startswith("r/"))

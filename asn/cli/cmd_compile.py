@@ -292,6 +292,10 @@ def _summary(result, stats) -> None:
                       f"of the largest logit)")
     for name, info in r["artifacts"].items():
         t.add_row(name, _size(info["bytes"]))
+    if r.get("onnx_writer"):  # layer names inside: plain text, never markup
+        from rich.text import Text
+
+        t.add_row("onnx writer", Text(r["onnx_writer"]))
     if r.get("serving"):
         t.add_row(r["serving"]["path"], "TF Serving layout (hard links to saved_model)")
     if r["parity"]:
