@@ -186,8 +186,9 @@ def test_bytes_names_and_layout():
     assert {"fold", "repflow", "r", "f", "a", "a/fusion", "top", "top/fusion", "head"} <= \
         scopes
     # NCHW-native: the clip is transposed once (NHWC -> NCHW); the other Transposes are
-    # the unfolds of the temporal convs (4 each: through channels-last, next to the Conv),
-    # and of the 3x3x3 convs (2 each) and the flow's packed-component transpose (1).
+    # the unfolds of the temporal convs (4 each: through channels-last, next to the Conv)
+    # and of the 3x3x3 convs (2 each); (the reference flow form needs none: its two flow
+    # components are concatenated on the channel axis).
     transposes = [n for n in nodes if n.op_type == "Transpose"]
     assert transposes[0].name.startswith("fold/")
     assert [list(a.ints) for a in transposes[0].attribute] == [[0, 3, 1, 2]]
@@ -195,7 +196,7 @@ def test_bytes_names_and_layout():
     temporal = sum(isinstance(layer, TemporalConv) for layer in model._flatten_layers())
     cubic = sum(isinstance(layer, Conv3x3x3) for layer in model._flatten_layers())
     assert (temporal, cubic) == (3, 2)  # r, unit 1 of a and of top; b and c (one unit each)
-    assert len(transposes) == 1 + 4 * temporal + 2 * cubic + 1
+    assert len(transposes) == 1 + 4 * temporal + 2 * cubic
     inits = {t.name: t for t in proto.graph.initializer}
     k = model.get_layer("r").conv7x7.kernel
     conv = next(n for n in nodes if n.op_type == "Conv" and n.name.startswith("r/"))
