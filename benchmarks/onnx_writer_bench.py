@@ -80,7 +80,7 @@ def time_files(paths: dict[str, str], rounds: int, threads: int, openvino: bool)
             rng = np.random.default_rng(0)
             feeds = {i.name: rng.random([1, *i.shape[1:]], dtype=np.float32)
                      for i in sess.get_inputs()}
-        runners[f"ort {name}"] = (lambda s=sess: s.run(["logits"], feeds)[0])
+        runners[f"ort {name}"] = (lambda s=sess, f=feeds: s.run(["logits"], f)[0])
         if openvino:
             import openvino as ov
 
@@ -88,7 +88,7 @@ def time_files(paths: dict[str, str], rounds: int, threads: int, openvino: bool)
             compiled = core.compile_model(core.read_model(path), "CPU", {
                 "INFERENCE_NUM_THREADS": threads})
             runners[f"openvino {name}"] = (
-                lambda c=compiled: c(feeds)[c.output("logits")])
+                lambda c=compiled, f=feeds: c(f)[c.output("logits")])
     outs = {k: run() for k, run in runners.items()}  # warm-up, and the logits
     ref = outs[f"ort {next(iter(paths))}"]
     times: dict[str, list[float]] = collections.defaultdict(list)

@@ -25,13 +25,14 @@ __all__ = ["UnsupportedLayer", "write_model", "EMITTERS", "unsupported_layers"]
 
 
 def _emitters() -> dict[type, Callable]:
+    from ..layers.attention import PeerAttention, PeerCandidates, SelfAttention
     from ..layers.blocks import BottleneckBlock
     from ..layers.fusion import ConcatFusion, ScaledSumFusion, SigmoidFusion
     from ..layers.heads import MultiStreamHead
     from ..layers.stems import FlowStem, ObjectStem, RGBStem
     from ..lower import FoldTime
     from ..repflow import RepresentationFlow
-    from . import convs, flow, fusions, head, stems
+    from . import attention, convs, flow, fusions, head, stems
 
     return {
         FoldTime: stems.fold_time,
@@ -44,6 +45,9 @@ def _emitters() -> dict[type, Callable]:
         ScaledSumFusion: fusions.scaled_sum_fusion,
         ConcatFusion: fusions.concat_fusion,
         MultiStreamHead: head.multi_stream_head,
+        PeerCandidates: attention.peer_candidates,
+        SelfAttention: attention.self_attention,
+        PeerAttention: attention.peer_attention,
     }
 
 
@@ -81,9 +85,10 @@ def _check(layer) -> None:
     if type(layer) not in EMITTERS:
         raise UnsupportedLayer(layer.name, type(layer).__name__,
                                "no direct ONNX emitter for this layer class")
-    attention = getattr(layer, "attention", None)
-    if attention is not None:
-        raise UnsupportedLayer(layer.name, type(layer).__name__, f"attention={attention!r}")
+    for inner in getattr(layer, "_attention_layers", ()):  # a sigmoid fusion's
+        if type(inner) not in EMITTERS:
+            raise UnsupportedLayer(f"{layer.name}/{inner.name}", type(inner).__name__,
+                                   "no direct ONNX emitter for this layer class")
 
 
 def unsupported_layers(model) -> list[UnsupportedLayer]:
@@ -126,16 +131,21 @@ def write_model(model, net, scopes: dict[str, str], opset: int, batch: int | Non
         if isinstance(op, keras.layers.InputLayer):
             out = op.name
         else:
-            args = node.arguments.args
-            if len(args) != 1 or node.arguments.kwargs.get("candidates") is not None:
+            args, kwargs = node.arguments.args, dict(node.arguments.kwargs)
+            # the one extra input a layer takes: peer attention's candidates
+            candidates = kwargs.pop("candidates", None)
+            if len(args) == 2 and candidates is None:
+                args, candidates = args[:1], args[1]
+            if len(args) != 1 or any(v is not None for v in kwargs.values()):
                 raise UnsupportedLayer(op.name, type(op).__name__, "called with extra inputs")
             arg = args[0]
             if isinstance(arg, (list, tuple)):
                 xs, shapes = [emit(a) for a in arg], [tuple(a.shape) for a in arg]
             else:
                 xs, shapes = emit(arg), tuple(arg.shape)
+            extra = {} if candidates is None else {"candidates": emit(candidates)}
             with g.scope(scopes.get(op.name, op.name)):
-                out = EMITTERS[type(op)](g, op, xs, shapes)
+                out = EMITTERS[type(op)](g, op, xs, shapes, **extra)
         names[id(kt)] = out
         return out
 

@@ -33,17 +33,24 @@ def _sum_groups(g: Graph, layer, xs: list[str], shapes) -> str:
     return out
 
 
-def sigmoid_fusion(g: Graph, layer: SigmoidFusion, xs: list[str], shapes) -> str:
-    """Input i times ``sigmoid(edge_logits)[i]``; the gate is computed here by TF's own
-    sigmoid (the values the SavedModel computes), a constant of the inference graph."""
-    if layer.attention is not None:
-        raise UnsupportedLayer(layer.name, type(layer).__name__,
-                               f"attention={layer.attention!r}")
+def sigmoid_fusion(g: Graph, layer: SigmoidFusion, xs: list[str], shapes,
+                   candidates: str | None = None) -> str:
+    """Input i times ``sigmoid(edge_logits)[i]`` (then its attention layer, if any); the
+    gate is computed here by TF's own sigmoid (the values the SavedModel computes), a
+    constant of the inference graph."""
     from keras import ops
 
+    from .attention import attend
+
+    if (candidates is None) == (layer.attention == "peer"):
+        raise UnsupportedLayer(layer.name, type(layer).__name__,
+                               "peer candidates without peer attention, or the reverse")
     gate = np.asarray(ops.convert_to_numpy(ops.sigmoid(layer.edge_logits)), np.float32)
     xs = [g.op("Mul", [x, g.const(gate[i])])
           for i, x in enumerate(_resized(g, layer, xs, shapes))]
+    if layer.attention is not None:
+        xs = [attend(g, att, x, s, candidates)
+              for x, s, att in zip(xs, shapes, layer._attention_layers)]
     return _sum_groups(g, layer, xs, shapes)
 
 
