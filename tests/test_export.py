@@ -5,8 +5,8 @@ so no residual branch is an identity), with the serving names `video` (`object`)
 `logits`; the SavedModel stores exactly `count_params` floats; `asnc compile` works end to
 end, writes atomically and is deterministic.
 
-The AssembleNet networks and the tutorial are written by the direct ONNX writer
-(`onnx_direct`), the attention and lite networks by tf2onnx (its fallback). Cost: tf2onnx
+Every example is written by the direct ONNX writer (`onnx_direct`; tf2onnx, its fallback,
+only writes networks with user modules: test_onnx_direct.py). Cost: tf2onnx
 takes 20-60 s per published network on 2 cores, mostly proportional to the weights and to
 the unrolled flow layer; the published networks are therefore converted with 2 flow
 iterations (the flow layer's 40-iteration conversion is checked once, end to end on

@@ -5,7 +5,7 @@ Output directory (written atomically: built next to OUT, then renamed into place
 
     OUT/saved_model/   TF SavedModel, signature `serving_default`: video[, object] -> logits
     OUT/model.onnx     the same function as ONNX (opset 17 by default; written directly,
-                       by tf2onnx for the lite variant and user modules)
+                       by tf2onnx for networks with user modules)
     OUT/report.json    stats, passes, parameter counts, parity, artifact sizes, timings
     OUT/model.int8.onnx        with --quantize int8 --calibrate DIR: QDQ int8 (ONNX Runtime)
     OUT/model.tflite           with --format ...,tflite: TFLite, checked in LiteRT

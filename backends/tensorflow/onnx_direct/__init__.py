@@ -29,10 +29,11 @@ def _emitters() -> dict[type, Callable]:
     from ..layers.blocks import BottleneckBlock
     from ..layers.fusion import ConcatFusion, ScaledSumFusion, SigmoidFusion
     from ..layers.heads import MultiStreamHead
+    from ..layers.lite import InvertedBottleneckBlock, LiteHead, LiteStem
     from ..layers.stems import FlowStem, ObjectStem, RGBStem
     from ..lower import FoldTime
     from ..repflow import RepresentationFlow
-    from . import attention, convs, flow, fusions, head, stems
+    from . import attention, convs, flow, fusions, head, lite, stems
 
     return {
         FoldTime: stems.fold_time,
@@ -48,6 +49,9 @@ def _emitters() -> dict[type, Callable]:
         PeerCandidates: attention.peer_candidates,
         SelfAttention: attention.self_attention,
         PeerAttention: attention.peer_attention,
+        LiteStem: lite.lite_stem,
+        InvertedBottleneckBlock: lite.inverted_bottleneck_block,
+        LiteHead: lite.lite_head,
     }
 
 
