@@ -18,6 +18,8 @@ def multi_stream_head(g: Graph, head: MultiStreamHead, xs: list[str], shapes) ->
     """Per input: the spatial mean ``[B*T, C]`` as ``[B, T, C]``, its time mean unless
     predictions are max-pooled; the inputs' mean; the Dense; with ``max_pool_predictions``
     the per-frame logits weighted by ``softmax_t(logits / sqrt(T))`` and summed over time."""
+    if isinstance(xs, str):  # called on one tensor rather than a list of one
+        xs, shapes = [xs], [shapes]
     t = head.frames
     channels = int(shapes[0][-1])
     feats = None
