@@ -107,6 +107,7 @@ def child(args) -> int:
             rec["parity"] = result.parity.max_abs_diff if result.parity else None
             rec["proofs"] = {p["pass"]: p["max_abs_diff"] for p in result.report["proofs"]}
             rec["onnx_sha256"] = result.report["onnx_sha256"]
+            rec["onnx_writer"] = result.report.get("onnx_writer", "tf2onnx")
             rec["params"] = result.params
     rec["phases"] = phases
     print("BENCH " + json.dumps(rec), flush=True)
@@ -192,7 +193,8 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     for n in names:
         r = runs[n][-1]
         lines.append(f"  {n}: parity {r.get('parity')}, proofs {r.get('proofs')}, "
-                     f"onnx sha256 {str(r.get('onnx_sha256'))[:16]}")
+                     f"onnx sha256 {str(r.get('onnx_sha256'))[:16]}, "
+                     f"onnx writer {r.get('onnx_writer')}")
     return lines
 
 

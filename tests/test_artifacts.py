@@ -3,9 +3,10 @@ finds a block's nodes), both artifacts carry the same metadata, the `object` inp
 like `video` with a named `batch` axis, the SavedModel has a `serve` endpoint that
 `keras.layers.TFSMLayer` calls, and `--serving-layout` writes TF Serving's layout.
 
-One small AssembleNet++ network (object stem, peer attention: tf2onnx merges the peer
+One small AssembleNet++ network (object stem, peer attention; written by the direct ONNX
+writer, whose names come from the model alone; tf2onnx, the fallback, merged the peer
 layers' equal pools, the case where a scope could depend on the process) compiled at -O1,
-then once more for the bytes.
+then once more, in another process, for the bytes.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def test_serving_layout(compiled):
 
 
 def test_onnx_bytes_deterministic_with_scopes(compiled, tmp_path):
-    """Another process with another string hash seed (tf2onnx's merges and node order
-    follow set order): the same bytes, scopes included."""
+    """Another process with another string hash seed (set order must not reach the
+    file): the same bytes, scopes included."""
     net, out, _ = compiled
     again = tmp_path / "again"
     script = (

@@ -203,8 +203,8 @@ def test_pruned_deviation_reported_and_dce_proved(tmp_path):
 def test_exported_graph_per_level(tmp_path):
     """-O0 exports the flow layer's difference convolutions and one multiply per connection;
     -O1 exports neither. The -O0 SavedModel computes every batch norm (one `Rsqrt` of
-    `var + eps` each), the -O1 one none (tf2onnx folds inference batch norms into the
-    convolutions itself, so the ONNX graph cannot tell the two apart)."""
+    `var + eps` each), the -O1 one none; so does the ONNX model (the direct writer emits
+    one BatchNormalization per batch norm the model still has)."""
     import collections
 
     import onnx
@@ -225,6 +225,7 @@ def test_exported_graph_per_level(tmp_path):
     # SMALL as written: 5 blocks of one unit (projection + 3 convs, a batch norm each) and
     # 3 stems (rgb: 2 convs, flow: 1, rgb: 2): 5 * 4 + 2 + 1 + 2 = 25 batch norms
     assert rsqrt == {0: 25, 1: 0}
+    assert (counts[0]["BatchNormalization"], counts[1]["BatchNormalization"]) == (25, 0)
     # -O0 also has the flow layer's fixed difference convolutions
     assert counts[0]["Conv"] > counts[1]["Conv"]
     assert counts[0]["Mul"] > counts[1]["Mul"]

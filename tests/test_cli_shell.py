@@ -129,7 +129,7 @@ def test_compile_progress_piped_is_a_flushed_line_per_phase_start_and_end():
         progress.phase("build", "end")
         assert "lower to Keras: done (" in pipe.flushed[-1]
         progress.phase("onnx", "start")
-        assert pipe.flushed[-1].endswith("ONNX (tf2onnx) ...\n")
+        assert pipe.flushed[-1].endswith("ONNX ...\n")
     lines = pipe.getvalue().splitlines()
     assert lines[0] == "lower to Keras ..." and lines[1].startswith("lower to Keras: done (")
     assert len(lines) == 3

@@ -2,13 +2,13 @@
 
 * the lean tf2onnx conversion (`onnx_export._lean_convert`: TF's freezing without the
   frozen function, tf2onnx's optimisers without a proto sync after each) gives the bytes
-  that tf2onnx's own `from_function` gives, and is the path a compile takes;
+  that tf2onnx's own `from_function` gives, and is the path `to_onnx` takes when tf2onnx
+  writes the file (a layer the direct writer does not cover, or `writer="tf2onnx"`);
 * memory grows with the network, not with the passes: the peak RSS of an `-O1` compile
   with every proof against that of building the model once, each measured in a fresh
-  process (the kernel's `ru_maxrss`). The issue's goal is 1.5x; measured here 1.8x (the
-  peak is grappler's constant folding inside the tf2onnx conversion, not the passes: the
-  proofs' phase peaks at 1.2x), so the check holds the compile to 2x, which the code
-  before issue 12 exceeded (tf2onnx's copies of the frozen graph).
+  process (the kernel's `ru_maxrss`). The issue's goal is 1.5x, which the check holds:
+  measured 1.3x with the direct ONNX writer (tf2onnx's conversion peaked at 1.8x, in
+  grappler's constant folding; the code before issue 12 exceeded 2x).
 """
 
 from __future__ import annotations
@@ -60,13 +60,13 @@ def test_lean_conversion_gives_tf2onnx_bytes(monkeypatch):
     assert _canonical_bytes(lean, net, model) == _canonical_bytes(plain, net, model)
     assert "TF2ONNX_CATCH_ERRORS" not in os.environ  # the conversion left it as it was
 
-    calls = []  # and to_onnx takes the lean path, not the fallback
+    calls = []  # and tf2onnx's path in to_onnx is the lean one, not its fallback
     real = onnx_export._lean_convert
     monkeypatch.setattr(onnx_export, "_lean_convert",
                         lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(tf2onnx.convert, "from_function",
                         lambda *a, **k: pytest.fail("fell back to from_function"))
-    onnx_export.to_onnx(model, net, fn=fn)
+    onnx_export.to_onnx(model, net, fn=fn, writer="tf2onnx")
     assert calls == [1]
 
 
@@ -81,7 +81,7 @@ block c = bottleneck(level=2, filters=256, stride=2) <- b @0.6, a @0.5
 block top = bottleneck(level=3, filters=512, stride=2) <- c @0.8, b @0.3
 """
 
-MEMORY_BOUND = 2.0  # the issue asks 1.5 (see the module docstring)
+MEMORY_BOUND = 1.5  # the issue's goal (see the module docstring)
 
 _CHILD = textwrap.dedent("""
     import json, os, sys, tempfile

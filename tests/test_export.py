@@ -5,9 +5,11 @@ so no residual branch is an identity), with the serving names `video` (`object`)
 `logits`; the SavedModel stores exactly `count_params` floats; `asnc compile` works end to
 end, writes atomically and is deterministic.
 
-Cost: tf2onnx takes 20-60 s per published network on 2 cores, mostly proportional to the
-weights and to the unrolled flow layer; the published networks are therefore converted with
-2 flow iterations (the flow layer's 40-iteration conversion is checked once, end to end on
+Every example is written by the direct ONNX writer (`onnx_direct`; tf2onnx, its fallback,
+only writes networks with user modules: test_onnx_direct.py). Cost: tf2onnx
+takes 20-60 s per published network on 2 cores, mostly proportional to the weights and to
+the unrolled flow layer; the published networks are therefore converted with 2 flow
+iterations (the flow layer's 40-iteration conversion is checked once, end to end on
 the tutorial network); AssembleNet++-50 and ++lite with one residual unit per level (same
 graph, stems, fusions, attention, heads; the full depth under `-m slow`), and
 AssembleNet-101 (AssembleNet-50's graph with other widths) only under `-m slow`.
@@ -101,14 +103,16 @@ def _tiny(mode="none"):
     return parse(ATTENTION_NET.format(mode=mode))
 
 
-def test_onnx_bytes_do_not_depend_on_what_the_process_did_before():
+@pytest.mark.parametrize("writer", ["direct", "tf2onnx"])
+def test_onnx_bytes_do_not_depend_on_what_the_process_did_before(writer):
     """tf2onnx numbers unknown dimensions from a process-wide counter (`unk__<N>`); two
-    conversions of one model in one process see two counter values, yet give one file."""
+    conversions of one model in one process see two counter values, yet give one file
+    (and so do two direct writes)."""
     import onnx
 
     net = _tiny()
     model = build_model(net)
-    first, second = to_onnx(model, net), to_onnx(model, net)
+    first, second = to_onnx(model, net, writer=writer), to_onnx(model, net, writer=writer)
     assert first == second
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
             for v in [*onnx.load_from_string(first).graph.input,

@@ -4,7 +4,8 @@ check that both compute the same logits.
 Output directory (written atomically: built next to OUT, then renamed into place):
 
     OUT/saved_model/   TF SavedModel, signature `serving_default`: video[, object] -> logits
-    OUT/model.onnx     the same function as ONNX (tf2onnx, opset 17 by default)
+    OUT/model.onnx     the same function as ONNX (opset 17 by default; written directly,
+                       by tf2onnx for networks with user modules)
     OUT/report.json    stats, passes, parameter counts, parity, artifact sizes, timings
     OUT/model.int8.onnx        with --quantize int8 --calibrate DIR: QDQ int8 (ONNX Runtime)
     OUT/model.tflite           with --format ...,tflite: TFLite, checked in LiteRT
@@ -31,7 +32,7 @@ __all__ = ["compile_cmd"]
 
 PHASES = {"build": "lower to Keras", "weights": "load weights",
           "passes": "apply and prove the passes", "savedmodel": "SavedModel",
-          "onnx": "ONNX (tf2onnx)", "verify": "verify TF vs ONNX Runtime",
+          "onnx": "ONNX", "verify": "verify TF vs ONNX Runtime",
           "openvino": "verify TF vs OpenVINO", "calibrate": "draw calibration clips",
           "quantize": "int8 (quantize, compare, time)", "tflite": "TFLite (LiteRT)"}
 
@@ -291,6 +292,10 @@ def _summary(result, stats) -> None:
                       f"of the largest logit)")
     for name, info in r["artifacts"].items():
         t.add_row(name, _size(info["bytes"]))
+    if r.get("onnx_writer"):  # layer names inside: plain text, never markup
+        from rich.text import Text
+
+        t.add_row("onnx writer", Text(r["onnx_writer"]))
     if r.get("serving"):
         t.add_row(r["serving"]["path"], "TF Serving layout (hard links to saved_model)")
     if r["parity"]:

@@ -3,8 +3,10 @@
 Artifacts (one directory, written atomically, `outdir.staged_output`):
 
 * ``saved_model/`` (`savedmodel`), ``model.onnx`` (`onnx_export`: byte-identical for the
-  same network, seed and options) and ``report.json``: static stats, passes, proofs,
-  parity, artifact sizes, per-phase timings; both artifacts carry the same `metadata`;
+  same network, seed and options; written by the direct writer, `onnx_direct`, or by
+  tf2onnx for the layers it does not cover: the report's ``onnx_writer``) and
+  ``report.json``: static stats, passes, proofs, parity, artifact sizes, per-phase
+  timings; both artifacts carry the same `metadata`;
 * with ``serving_layout``, ``serving/<name>/<version>/`` (`serving`): the SavedModel in TF
   Serving's layout, hard links to ``saved_model/``'s files.
 
@@ -35,7 +37,7 @@ from ...dsl.ir import Network
 from .errors import CompileError
 from .lower import input_specs, lower
 from .metadata import artifact_metadata, file_sha256
-from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset, to_onnx
+from .onnx_export import DEFAULT_OPSET, MIN_OPSET, export_onnx, max_opset
 from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
                      SAVEDMODEL_DIR, dir_size, staged_output)
 from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
@@ -278,6 +280,7 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             "parity": parity.to_json() if parity else None,
             "artifacts": {k: {"bytes": v} for k, v in sizes.items()},
             "onnx_sha256": artifacts.onnx_sha256 if "onnx" in o.formats else None,
+            "onnx_writer": artifacts.onnx_writer,
             "metadata": metadata,
             "serving": ({"path": serving, "version": o.serving_version,
                          "files": "hard links to saved_model/"} if serving else None),
@@ -304,6 +307,7 @@ class _Artifacts:
     onnx: str
     saved_floats: int | None = None
     onnx_sha256: str | None = None
+    onnx_writer: str | None = None  # "direct" or "tf2onnx (fallback: ...)" (`export_onnx`)
 
     def keep_only(self, formats: tuple[str, ...]) -> dict[str, int]:
         """Drop what was made only for the parity check; the kept artifacts' sizes."""
@@ -335,9 +339,10 @@ def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase,
             art.saved_floats = savedmodel_float_count(art.savedmodel)
     if o.uses_onnx:
         with phase("onnx"):
-            data = to_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn,
-                           metadata=metadata, model_version=o.serving_version)
-            art.onnx_sha256 = hashlib.sha256(data).hexdigest()
+            written = export_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn,
+                                  metadata=metadata, model_version=o.serving_version)
+            art.onnx_sha256 = hashlib.sha256(written.data).hexdigest()
+            art.onnx_writer = written.writer
     return art
 
 

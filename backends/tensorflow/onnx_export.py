@@ -1,17 +1,25 @@
-"""ONNX conversion (tf2onnx) of the serving function, made byte-identical for the same
-model: canonical node order and names (each with its asnc scope, `onnx_scopes`), named
-symbolic dimensions, asnc's producer fields and metadata (`metadata`)."""
+"""The ONNX model of a lowered network, byte-identical for the same model, with asnc's
+producer fields and metadata (`metadata`).
+
+Two writers: the direct writer (`onnx_direct`: the Keras layers written as ONNX nodes, NCHW,
+in seconds) for every layer it has an emitter for, else tf2onnx's conversion of the
+serving function, made deterministic here: canonical node order and names (each with its
+asnc scope, `onnx_scopes`), named symbolic dimensions. `export_onnx` says which one wrote
+the file (`OnnxFile.writer`, the compile report's ``onnx_writer``).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from .errors import CompileError
 from .metadata import asnc_version
 from .onnx_scopes import layer_scopes, resolve_scopes, tf_scope
 from .savedmodel import serving_function
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "max_opset", "to_onnx"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "WRITERS", "OnnxFile", "export_onnx", "max_opset",
+           "to_onnx"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -23,26 +31,55 @@ def max_opset() -> int:
     return max(constants.OPSET_TO_IR_VERSION)
 
 
+WRITERS = ("auto", "direct", "tf2onnx")
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """The ONNX bytes and the writer that made them: ``"direct"``, ``"tf2onnx"`` (asked) or
+    ``"tf2onnx (fallback: <layer> (<class>): <reason>)"``."""
+
+    data: bytes
+    writer: str
+
+
 def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
             batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
-            model_version: int = 1) -> bytes:
-    """The serving function as ONNX bytes (written to ``path`` if given); deterministic.
+            model_version: int = 1, writer: str = "auto") -> bytes:
+    """`export_onnx`'s bytes."""
+    return export_onnx(model, net, path, opset, batch, fn, metadata, model_version,
+                       writer).data
 
-    ``metadata`` goes into ``metadata_props`` (in the given order) and the doc string."""
+
+def export_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
+                batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
+                model_version: int = 1, writer: str = "auto") -> OnnxFile:
+    """The model's ``logits`` as ONNX bytes (written to ``path`` if given); deterministic.
+
+    ``writer``: ``"auto"`` (the direct writer, tf2onnx for a model it cannot write),
+    ``"direct"`` (a CompileError where it cannot) or ``"tf2onnx"``; ``fn``: the serving
+    function tf2onnx converts (default `serving_function`). ``metadata`` goes into
+    ``metadata_props`` (in the given order) and the doc string."""
     import onnx
-    import tensorflow as tf
-    import tf2onnx
 
+    from .onnx_direct import UnsupportedLayer
+
+    if writer not in WRITERS:
+        raise ValueError(f"writer must be one of {WRITERS}, got {writer!r}")
     top = max_opset()
     if not MIN_OPSET <= opset <= top:
-        raise CompileError(f"--opset must be between {MIN_OPSET} and {top} (tf2onnx "
-                           f"{tf2onnx.__version__}), got {opset}")
-    if fn is None:
-        fn, _ = serving_function(model, net, batch)
-    signature = fn.input_signature
-    with tf.device("/cpu:0"):
-        proto = _convert(tf2onnx, fn, signature, opset)
-    _canonicalise(proto, net.header.name, layer_scopes(model, net), model.name)
+        raise CompileError(f"--opset must be between {MIN_OPSET} and {top}, got {opset}")
+    proto, used = None, "tf2onnx"
+    if writer != "tf2onnx":
+        try:
+            proto = _direct(model, net, opset, batch)
+            used = "direct"
+        except UnsupportedLayer as exc:
+            if writer == "direct":
+                raise CompileError(f"the direct ONNX writer cannot write {exc}") from None
+            used = f"tf2onnx (fallback: {exc})"
+    if proto is None:
+        proto = _tf2onnx_proto(model, net, opset, batch, fn)
     _describe(proto, net, metadata or {}, model_version)
     data = proto.SerializeToString(deterministic=True)
     del proto  # the bytes are all that is left to check and write (one copy, not three)
@@ -50,7 +87,29 @@ def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
     if path is not None:
         with open(path, "wb") as fh:
             fh.write(data)
-    return data
+    return OnnxFile(data, used)
+
+
+def _direct(model, net, opset: int, batch: int | None):
+    from tf2onnx import constants
+
+    from .onnx_direct import write_model
+
+    return write_model(model, net, layer_scopes(model, net), opset, batch,
+                       constants.OPSET_TO_IR_VERSION[opset])
+
+
+def _tf2onnx_proto(model, net, opset: int, batch: int | None, fn):
+    """tf2onnx's conversion of the serving function, canonical (`_canonicalise`)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    if fn is None:
+        fn, _ = serving_function(model, net, batch)
+    with tf.device("/cpu:0"):
+        proto = _convert(tf2onnx, fn, fn.input_signature, opset)
+    _canonicalise(proto, net.header.name, layer_scopes(model, net), model.name)
+    return proto
 
 
 def _convert(tf2onnx, fn, signature, opset):
