@@ -51,7 +51,7 @@ def write_both(args, level: int, tmp: str) -> dict:
     opt = optimise(net, level=level)
     lowered = lower(net, form=LoweringForm.reference(), seed=0)
     feeds = random_inputs(net, 2, 0)
-    lowered, _ = prove_graph_passes(lowered, opt.stages, feeds, seed=0)
+    lowered, _, _ = prove_graph_passes(lowered, opt.stages, feeds, seed=0)
     lowered, _ = apply_backend_passes(opt.network, lowered, opt.form, feeds, seed=0)
     out = {}
     for writer in ("direct", "tf2onnx"):

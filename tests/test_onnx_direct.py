@@ -122,7 +122,7 @@ def _optimised(net, batch=None, seed=0):
     backend pass applied (repflow-slices, fold-batchnorm, fold-edge-weights)."""
     opt = optimise(net, level=1)
     feeds = random_inputs(net, batch or 2, seed)
-    lowered, _ = prove_graph_passes(_reference(net, batch, seed), opt.stages, feeds,
+    lowered, _, _ = prove_graph_passes(_reference(net, batch, seed), opt.stages, feeds,
                                     seed=seed, batch=batch)
     lowered, proofs = apply_backend_passes(opt.network, lowered, opt.form, feeds, seed=seed,
                                            batch=batch)

@@ -43,7 +43,8 @@ from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
 from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
 from .deploy import run_deploy_phases
 from .parity import PARITY_TOLERANCE, Parity, random_inputs, verify
-from .proofs import PROOF_TOLERANCE, PassProofError, apply_backend_passes, prove_graph_passes
+from .proofs import (PROOF_TOLERANCE, Handover, PassProofError, apply_backend_passes,
+                     prove_graph_passes)
 from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
 from .serving import write_serving_layout
 
@@ -211,11 +212,16 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             with phase("passes"):
                 feeds = random_inputs(net, o.batch or PROOF_BATCH, o.seed)
                 try:
-                    lowered, proofs, logits = prove_graph_passes(
-                        lowered, optimised.stages, feeds, seed=o.seed, batch=o.batch,
+                    # handed over, not kept: each model is freed once the next is proved
+                    chain = Handover(lowered)
+                    del lowered
+                    graph_done, proofs, logits = prove_graph_passes(
+                        chain, optimised.stages, feeds, seed=o.seed, batch=o.batch,
                         tolerance=o.proof_tolerance)
+                    chain = Handover(graph_done)
+                    del graph_done
                     lowered, backend_proofs = apply_backend_passes(
-                        final_net, lowered, optimised.form, feeds, seed=o.seed, batch=o.batch,
+                        final_net, chain, optimised.form, feeds, seed=o.seed, batch=o.batch,
                         tolerance=o.proof_tolerance, before=logits)
                 except PassProofError as exc:
                     raise CompileError(str(exc)) from None
