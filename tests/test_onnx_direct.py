@@ -84,26 +84,11 @@ block a = lite(level=0, filters=[4, 4, 6], dilation=2) <- r, f
 block b = lite(level=2, filters=[4, 4, 6], stride=2) <- a, f
 block c = lite(level=3, filters=[4, 4, 8], stride=2) <- b, a
 """
-# a user module: no emitter (tf2onnx writes it)
-USER_BLOCKS = '''
-import keras
-
-
-class Pointwise:
-    def __new__(cls, filters, level, stride, dilation, units, frames, seed, name):
-        return keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=name,
-                                   kernel_initializer=keras.initializers.GlorotUniform(seed))
-
-    @staticmethod
-    def asn_static(c_in, filters, level, stride, dilation, units, frames, height, width):
-        return {"channels": filters, "height": -(-height // stride),
-                "width": -(-width // stride), "trainable": c_in * filters,
-                "non_trainable": 0, "flops": 0}
-'''
+# a user module (tests/netgen.py's Pointwise): no emitter, tf2onnx writes it
 USER_NET = """
 network user { depth [1, 1, 1, 1] frames 2 size 32x32 classes 2 }
 stem r = rgb
-block a = "asn_direct_blocks:Pointwise"(level=0, filters=6, stride=2) <- r
+block a = "netgen:Pointwise"(level=0, filters=6, stride=2) <- r
 block top = bottleneck(level=3, filters=4, stride=2) <- a
 """
 SELF_NET = ATTENTION_NET.format(mode="self")
@@ -274,11 +259,9 @@ def test_openvino_runs_the_direct_file():
     assert np.abs(got - want).max() <= 1e-4
 
 
-def test_unsupported_layers_fall_back_to_tf2onnx(tmp_path, monkeypatch):
+def test_unsupported_layers_fall_back_to_tf2onnx(tmp_path):
     """A user module's layer has no emitter: tf2onnx writes that file, and the compile
     report names the layer that made it."""
-    (tmp_path / "asn_direct_blocks.py").write_text(USER_BLOCKS)
-    monkeypatch.syspath_prepend(str(tmp_path))
     user = parse(USER_NET)
     model = _reference(user).model
     reasons = unsupported_layers(model)
