@@ -289,3 +289,25 @@ def test_compile_report_says_direct(tmp_path):
                              optimise(net, level=1))
     assert result.parity is not None and result.parity.max_abs_diff <= 1e-5
     assert json.loads((out / "report.json").read_text())["onnx_writer"] == "direct"
+
+
+def test_cli_onnx_writer_option(tmp_path, capsys):
+    """`asnc compile --onnx-writer tf2onnx` has tf2onnx write the file (it still passes the
+    parity check), the report says so in both places; an unknown writer is a usage error."""
+    from asn.cli.main import main
+
+    src = tmp_path / "cat.asn"
+    src.write_text(CONCAT_NET)
+    out = tmp_path / "out"
+    assert main(["compile", str(src), "-o", str(out), "--format", "onnx",
+                 "--onnx-writer", "tf2onnx"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["onnx_writer"] == "tf2onnx" and report["options"]["onnx_writer"] == "tf2onnx"
+    assert report["parity"]["ok"]
+    capsys.readouterr()
+    assert main(["compile", str(src), "-o", str(tmp_path / "bad"), "--onnx-writer",
+                 "keras2onnx"]) == 1
+    assert "keras2onnx" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(CompileError, match="--onnx-writer takes auto, direct, tf2onnx"):
+        CompileOptions(onnx_writer="onnxmltools")

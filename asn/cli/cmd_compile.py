@@ -5,7 +5,7 @@ Output directory (written atomically: built next to OUT, then renamed into place
 
     OUT/saved_model/   TF SavedModel, signature `serving_default`: video[, object] -> logits
     OUT/model.onnx     the same function as ONNX (opset 17 by default; written directly,
-                       by tf2onnx for networks with user modules)
+                       by tf2onnx for networks with user modules or --onnx-writer tf2onnx)
     OUT/report.json    stats, passes, parameter counts, parity, artifact sizes, timings
     OUT/model.int8.onnx        with --quantize int8 --calibrate DIR: QDQ int8 (ONNX Runtime)
     OUT/model.tflite           with --format ...,tflite: TFLite, checked in LiteRT
@@ -51,6 +51,12 @@ class Runtime(str, enum.Enum):
     openvino = "openvino"
 
 
+class OnnxWriter(str, enum.Enum):
+    auto = "auto"
+    direct = "direct"
+    tf2onnx = "tf2onnx"
+
+
 def _artifact_formats(value: str) -> str:
     """`--format`'s comma-separated list, each name one of FORMATS (else a usage error)."""
     items = [f.strip().lower() for f in value.split(",") if f.strip()]
@@ -90,6 +96,10 @@ def compile_cmd(
                                 help="The artifacts to write, comma-separated: "
                                 f"{', '.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
+    onnx_writer: OnnxWriter = typer.Option(
+        OnnxWriter.auto, "--onnx-writer", metavar="WRITER", case_sensitive=False,
+        help="auto (the direct writer; tf2onnx for layers it does not cover) | direct "
+        "(fail where it cannot) | tf2onnx (tf2onnx's conversion of the serving function)."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the TF vs ONNX Runtime "
                                    "parity check."),
     verify_with: Optional[List[Runtime]] = typer.Option(
@@ -142,7 +152,8 @@ def compile_cmd(
 
     try:
         options = CompileOptions(seed=seed, batch=batch, formats=tuple(formats.split(",")),
-                                 opset=opset, verify=not no_verify, weights=weights,
+                                 opset=opset, onnx_writer=onnx_writer.value,
+                                 verify=not no_verify, weights=weights,
                                  source=file, serving_layout=serving_layout,
                                  serving_version=serving_version,
                                  labels=_labels(labels, weights, optimised.network),

@@ -37,7 +37,7 @@ from ...dsl.ir import Network
 from .errors import CompileError
 from .lower import input_specs, lower
 from .metadata import artifact_metadata, file_sha256
-from .onnx_export import DEFAULT_OPSET, MIN_OPSET, export_onnx, max_opset
+from .onnx_export import DEFAULT_OPSET, MIN_OPSET, WRITERS, export_onnx, max_opset
 from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
                      SAVEDMODEL_DIR, dir_size, staged_output)
 from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
@@ -94,6 +94,8 @@ class CompileOptions:
         batch: fixed batch of the artifacts (None: dynamic).
         formats: artifacts to keep, a subset of `FORMATS` (order and case free).
         opset: ONNX opset, `MIN_OPSET` to `max_opset()`.
+        onnx_writer: ``"auto"`` (the direct writer, tf2onnx for layers it does not cover),
+            ``"direct"`` or ``"tf2onnx"`` (`onnx_export.export_onnx`).
         verify: run the TF vs ONNX Runtime parity check.
         weights: trained weights (`load_weights`), or None for seeded initial weights.
         parity_tolerance, proof_tolerance: the largest logit difference allowed.
@@ -114,6 +116,7 @@ class CompileOptions:
     batch: int | None = None
     formats: tuple[str, ...] = DEFAULT_FORMATS
     opset: int = DEFAULT_OPSET
+    onnx_writer: str = "auto"
     verify: bool = True
     weights: str | None = None
     parity_tolerance: float = PARITY_TOLERANCE
@@ -146,6 +149,9 @@ class CompileOptions:
         if self.weights is not None and not os.path.isfile(self.weights):
             raise CompileError(f"weights file `{self.weights}` does not exist")
         _check_deploy_options(self)
+        if self.onnx_writer not in WRITERS:
+            raise CompileError(f"--onnx-writer takes {', '.join(WRITERS)}, got "
+                               f"`{self.onnx_writer}`")
         if self.uses_onnx:
             top = max_opset()
             if not MIN_OPSET <= self.opset <= top:
@@ -248,7 +254,10 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
                 raise CompileError(
                     f"TF and ONNX Runtime disagree: max |logit difference| "
                     f"{parity.max_abs_diff:.3g} > {parity.tolerance:g} (batch {parity.batch}, "
-                    f"seed {parity.seed}); nothing was written")
+                    f"seed {parity.seed}); nothing was written"
+                    + (" (the ONNX model was written directly: --onnx-writer tf2onnx "
+                       "converts it with tf2onnx instead; please report this)"
+                       if artifacts.onnx_writer == "direct" else ""))
         deployed, deploy_sizes = run_deploy_phases(artifacts.savedmodel, artifacts.onnx,
                                                    final_net, tmp, o, phase)
         sizes = artifacts.keep_only(o.formats)
@@ -266,6 +275,7 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             "network": final_net.header.name,
             "options": {"seed": o.seed, "batch": o.batch, "formats": list(o.formats),
                         "opset": o.opset if o.uses_onnx else None,
+                        "onnx_writer": o.onnx_writer if o.uses_onnx else None,
                         "verify": o.verify, "weights": o.weights,
                         "quantize": o.quantize, "calibrate": o.calibrate,
                         "calibrate_clips": o.calibrate_clips if o.quantize else None,
@@ -346,7 +356,8 @@ def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase,
     if o.uses_onnx:
         with phase("onnx"):
             written = export_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn,
-                                  metadata=metadata, model_version=o.serving_version)
+                                  metadata=metadata, model_version=o.serving_version,
+                                  writer=o.onnx_writer)
             art.onnx_sha256 = hashlib.sha256(written.data).hexdigest()
             art.onnx_writer = written.writer
     return art
