@@ -18,6 +18,7 @@ AssembleNet-101 (AssembleNet-50's graph with other widths) only under `-m slow`.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import subprocess
@@ -258,6 +259,8 @@ def test_cli_compile_tutorial(tmp_path):
                "--format", "onnx", "--no-verify")
     assert r2.returncode == 0, r2.stderr
     assert (again / "model.onnx").read_bytes() == before["model.onnx"]
+    # the report's hash is the file's (the compile streams the file, never holds it whole)
+    assert report["onnx_sha256"] == hashlib.sha256(before["model.onnx"]).hexdigest()
     assert json.loads((again / "report.json").read_text())["parity"] is None
 
     # bad input: exit 1, a message, the existing output untouched

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
                      SAVEDMODEL_DIR, dir_size, staged_output)
 from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
 from .deploy import run_deploy_phases
-from .parity import PARITY_TOLERANCE, Parity, random_inputs, verify
+from .parity import PARITY_TOLERANCE, Parity, check_onnx_file, random_inputs, verify
 from .proofs import (PROOF_TOLERANCE, Handover, PassProofError, apply_backend_passes,
                      prove_graph_passes)
 from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
@@ -246,6 +245,8 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
         del model, lowered  # written: the parity check loads the artifacts themselves
         gc.collect()
         parity = None
+        if o.uses_onnx and not o.verify:
+            check_onnx_file(artifacts.onnx)  # `verify` runs it first
         if o.verify:
             with phase("verify"):
                 parity = verify(artifacts.savedmodel, artifacts.onnx, final_net, batch=o.batch,
@@ -357,8 +358,8 @@ def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase,
         with phase("onnx"):
             written = export_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn,
                                   metadata=metadata, model_version=o.serving_version,
-                                  writer=o.onnx_writer)
-            art.onnx_sha256 = hashlib.sha256(written.data).hexdigest()
+                                  writer=o.onnx_writer, check=False)
+            art.onnx_sha256 = written.sha256
             art.onnx_writer = written.writer
     return art
 

@@ -10,12 +10,14 @@ the file (`OnnxFile.writer`, the compile report's ``onnx_writer``).
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
 from .errors import CompileError
 from .metadata import asnc_version
 from .onnx_scopes import layer_scopes, resolve_scopes, tf_scope
+from .onnx_stream import stream_model
 from .savedmodel import serving_function
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "WRITERS", "OnnxFile", "export_onnx", "max_opset",
@@ -39,22 +41,31 @@ class OnnxFile:
     """The ONNX bytes and the writer that made them: ``"direct"``, ``"tf2onnx"`` (asked) or
     ``"tf2onnx (fallback: <layer> (<class>): <reason>)"``."""
 
-    data: bytes
+    data: bytes | None  # None when written to a path (`export_onnx`)
     writer: str
+    sha256: str
 
 
 def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
             batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
             model_version: int = 1, writer: str = "auto") -> bytes:
-    """`export_onnx`'s bytes."""
-    return export_onnx(model, net, path, opset, batch, fn, metadata, model_version,
+    """`export_onnx`'s bytes (also written to ``path`` if given)."""
+    data = export_onnx(model, net, None, opset, batch, fn, metadata, model_version,
                        writer).data
+    assert data is not None  # no path: the bytes come back
+    if path is not None:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    return data
 
 
 def export_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
                 batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
-                model_version: int = 1, writer: str = "auto") -> OnnxFile:
-    """The model's ``logits`` as ONNX bytes (written to ``path`` if given); deterministic.
+                model_version: int = 1, writer: str = "auto", check: bool = True) -> OnnxFile:
+    """The model's ``logits`` as ONNX, deterministic: written to ``path`` (``data`` is
+    then None: the file is never held in memory whole), else returned as ``data``.
+    ``check``: run ONNX's checker on the result (a compile runs it on the file later,
+    once the Keras model is freed: `parity.verify`).
 
     ``writer``: ``"auto"`` (the direct writer, tf2onnx for a model it cannot write),
     ``"direct"`` (a CompileError where it cannot) or ``"tf2onnx"``; ``fn``: the serving
@@ -69,10 +80,10 @@ def export_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
     top = max_opset()
     if not MIN_OPSET <= opset <= top:
         raise CompileError(f"--opset must be between {MIN_OPSET} and {top}, got {opset}")
-    proto, used = None, "tf2onnx"
+    proto, tensors, used = None, [], "tf2onnx"
     if writer != "tf2onnx":
         try:
-            proto = _direct(model, net, opset, batch)
+            proto, tensors = _direct(model, net, opset, batch)
             used = "direct"
         except UnsupportedLayer as exc:
             if writer == "direct":
@@ -81,13 +92,24 @@ def export_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
     if proto is None:
         proto = _tf2onnx_proto(model, net, opset, batch, fn)
     _describe(proto, net, metadata or {}, model_version)
-    data = proto.SerializeToString(deterministic=True)
-    del proto  # the bytes are all that is left to check and write (one copy, not three)
-    onnx.checker.check_model(data)  # bytes: checked as they are, not serialised again
-    if path is not None:
+    # the weights go into the file one tensor at a time (`onnx_stream`): no ModelProto and
+    # bytes of the whole model side by side
+    if path is None:
+        buffer = io.BytesIO()
+        sha256 = stream_model(proto, tensors, buffer)
+        del proto
+        data: bytes | None = buffer.getvalue()
+        del buffer
+        if check:
+            onnx.checker.check_model(data)  # bytes: checked as they are, not serialised again
+    else:
         with open(path, "wb") as fh:
-            fh.write(data)
-    return OnnxFile(data, used)
+            sha256 = stream_model(proto, tensors, fh)
+        del proto
+        data = None
+        if check:
+            onnx.checker.check_model(path)  # read back from the file by the checker itself
+    return OnnxFile(data, used, sha256)
 
 
 def _direct(model, net, opset: int, batch: int | None):

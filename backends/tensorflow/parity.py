@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import numpy as np
 from .errors import CompileError
 from .lower import input_specs
 
-__all__ = ["PARITY_TOLERANCE", "Parity", "random_inputs", "verify"]
+__all__ = ["PARITY_TOLERANCE", "Parity", "check_onnx_file", "random_inputs", "verify"]
 
 PARITY_TOLERANCE = 1e-4
 
@@ -46,21 +47,33 @@ def random_inputs(net, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+def check_onnx_file(onnx_path: str) -> None:
+    """ONNX's own checker on the written file (it reads the file itself: one copy of the
+    weights in memory). Run after the Keras model is freed."""
+    import onnx
+
+    onnx.checker.check_model(onnx_path)
+
+
 def verify(savedmodel_dir: str, onnx_path: str, net, batch: int | None = None,
            seed: int = 0, tolerance: float = PARITY_TOLERANCE) -> Parity:
-    """Run the reloaded SavedModel and ONNX Runtime on the same input; compare the logits.
+    """ONNX's checker on the file, then the reloaded SavedModel and ONNX Runtime on the same
+    input; compare the logits.
 
     A dynamic-batch model is checked with a batch of 2 (so the batch really is dynamic).
     """
     import onnxruntime as ort
     import tensorflow as tf
 
+    check_onnx_file(onnx_path)
     n = batch or 2
     feeds = random_inputs(net, n, seed)
     t0 = time.perf_counter()
     loaded = tf.saved_model.load(savedmodel_dir)
-    sig = loaded.signatures["serving_default"]
-    ref = sig(**{k: tf.constant(v) for k, v in feeds.items()})["logits"].numpy()
+    ref = loaded.signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in feeds.items()})["logits"].numpy()
+    del loaded  # one runtime's copy of the weights at a time, not both
+    gc.collect()
     t1 = time.perf_counter()
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     got = session.run(["logits"], feeds)[0]

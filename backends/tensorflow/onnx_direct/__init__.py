@@ -114,8 +114,10 @@ def unsupported_layers(model) -> list[UnsupportedLayer]:
 
 def write_model(model, net, scopes: dict[str, str], opset: int, batch: int | None,
                 ir_version: int):
-    """The ONNX ModelProto of ``model``'s ``logits`` (graph named after the network; the
-    caller adds producer, doc string and metadata). Raises `UnsupportedLayer`."""
+    """The ONNX ModelProto of ``model``'s ``logits`` without its weights, and the weights
+    (TensorProtos, in initializer order) that `onnx_stream.stream_model` writes into its
+    graph (graph named after the network; the caller adds producer, doc string and
+    metadata). Raises `UnsupportedLayer`."""
     import keras
     from onnx import helper
 
@@ -161,9 +163,7 @@ def write_model(model, net, scopes: dict[str, str], opset: int, batch: int | Non
     model = helper.make_model(helper.make_graph(g.nodes, net.header.name, inputs, outputs),
                               opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=ir_version)
-    # The weights go in one tensor at a time, each dropped once copied: make_graph's and
-    # make_model's copies held three of AssembleNet-50's 143 MiB at once.
-    pending, g.initializers = g.initializers[::-1], []
-    while pending:
-        model.graph.initializer.append(pending.pop())
-    return model
+    # The weights stay out of the ModelProto: `onnx_stream.stream_model` writes them into
+    # the file one at a time (a ModelProto and its bytes held AssembleNet-50's 143 MiB twice).
+    tensors, g.initializers = g.initializers, []
+    return model, tensors
