@@ -177,6 +177,20 @@ class CompileResult:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _collect_only_new_objects():
+    """Garbage collections inside leave out every object that existed before (TensorFlow's
+    and Keras' modules, which live as long as the process), so the collections that free
+    each proved model (`proofs.Handover`) scan only what the compile made: measured in the
+    quickstart compile, 1.5 s of collections became 0.5 s. The objects are handed back to
+    the collector afterwards (`gc.unfreeze`)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def compile_network(net: Network, out: str, options: CompileOptions = CompileOptions(),
                     optimised: Optimised | None = None,
                     on_phase: Callable[[str, str], None] | None = None) -> CompileResult:
@@ -206,7 +220,7 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
     o = options
     final_net = optimised.network
     expected = optimised.stats()
-    with staged_output(os.path.abspath(out)) as tmp:
+    with _collect_only_new_objects(), staged_output(os.path.abspath(out)) as tmp:
         with phase("build"):
             lowered = lower(net, seed=o.seed, batch=o.batch, form=LoweringForm.reference())
         if o.weights:
