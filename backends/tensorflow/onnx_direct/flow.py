@@ -2,16 +2,18 @@
 
 Input the folded NCHW clip ``[B*T, C, H, W]``, output the flow ``[B*T, 2, H, W]``. The
 fused form (`repflow-slices`) works on ``[N, H, W]`` images with the flow components packed
-on a leading axis; the reference form keeps a size-1 channel axis ``[N, 1, H, W]`` and takes
-every difference as a Conv with the layer's fixed 2- or 3-tap kernel (SAME: for 2 taps no
-zero before, one after). Loop invariants the TF graph recomputes per iteration (the
-negated thresholds, ``-rho/g`` shared by both components) are computed once: the same
-float32 values. Each iteration is unrolled, as in the layer.
+on a leading axis, flattened with a guard column for its iterations (`_Fused`); the
+reference form keeps a size-1 channel axis ``[N, 1, H, W]`` and takes every difference as
+a Conv with the layer's fixed 2- or 3-tap kernel (SAME: for 2 taps no zero before, one
+after). Loop invariants the TF graph recomputes per iteration (the negated thresholds,
+``-rho/g`` shared by both components) are computed once: the same float32 values. Each
+iteration is unrolled, as in the layer.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 
 from ..repflow import EPS, THETA_EFF, RepresentationFlow
 from .graph import INT_MAX, Graph, UnsupportedLayer
@@ -84,39 +86,80 @@ class _Flow:
 
 
 class _Fused(_Flow):
-    """`RepresentationFlow._tvl1_packed`: ``u``, ``px``, ``py`` are ``[2, N, H, W]``."""
+    """`RepresentationFlow._tvl1_packed`, the same float32 operations in the same order, on
+    flat images: ``u``, ``px``, ``py`` are ``[2, N, H*(W+1)]``, each image's rows laid end
+    to end with a zero guard column after each row. A one-pixel shift is then one Pad with
+    a negative pad on the far side (x: 1 element, y: W+1), a contiguous copy, where the
+    image layout needed a Slice and a Pad on the last axis (the layer's slowest nodes in
+    ONNX Runtime). The guards stay zero: the gradient there is 0 and ``g`` 1. ``px`` (last
+    column) and ``py`` (last row) are kept zero where the layer's divergence ignores them,
+    by their ``tt`` factor being 0 there. Bit-identical to the image layout and to the
+    reference form in ONNX Runtime (`benchmarks/flow_forms_bench.py`, tests/test_repflow);
+    29 nodes an iteration, not 41: the flow layer's ONNX Runtime node time 1.29-1.35x
+    lower inside AssembleNet-50 (benchmarks/results/2026-12-06-flow_forms.txt)."""
+
+    def flat(self, x, value=0.0):
+        """``[..., H, W]`` -> ``[..., H*(W+1)]``, the guard column filled with ``value``."""
+        g = self.g
+        x = g.op("Pad", [x, g.ints([0, 0, 0, 0, 0, 1]), g.const(value)])
+        return g.reshape(x, [0, self.h * (self.w + 1)])
+
+    def flat_shift(self, x, k):
+        """``x[j+k]`` along the flat last axis (``k`` < 0: ``x[j-|k|]``), zero outside."""
+        return self.g.op("Pad", [x, self.g.ints([0, 0, -k, 0, 0, k])])
+
+    def split2(self, x):
+        """The two halves of ``x`` along axis 0 (one Split node)."""
+        g = self.g
+        k = len(g.nodes)
+        name = f"{g._scope}/n{k}_Split" if g._scope else f"n{k}_Split"
+        outs = [f"{name}:0", f"{name}:1"]
+        attrs = {"num_outputs": 2} if g.opset >= 18 else {}
+        g.nodes.append(helper.make_node("Split", [x], outs, name=name, axis=0, **attrs))
+        return outs
 
     def run(self, i1, i2, lt, tt):
-        g = self.g
+        g, h, w = self.g, self.h, self.w
+        row = w + 1  # a flat row: W pixels and the guard
         half = g.const(0.5)
         gx = self.mul(half, self.sub(self.shift(i2, 2, True), self.shift(i2, 2, False)))
         gy = self.mul(half, self.sub(self.shift(i2, 1, True), self.shift(i2, 1, False)))
         gg = self.add(self.add(self.mul(gx, gx), self.mul(gy, gy)), g.const(EPS))
         rho_c = self.add(self.sub(i2, i1), g.const(EPS))
+        # guards: gradient 0 (u stays 0 there), g 1 (rho / g is then finite)
+        gx, gy, rho_c, gg = self.flat(gx), self.flat(gy), self.flat(rho_c), self.flat(gg, 1.0)
         axis0 = g.ints([0])
         grad = g.op("Concat", [g.op("Unsqueeze", [gx, axis0]),
-                               g.op("Unsqueeze", [gy, axis0])], axis=0)
+                               g.op("Unsqueeze", [gy, axis0])], axis=0)  # [2, N, L]
         ngrad = g.op("Neg", [grad])
-        u = g.op("ConstantOfShape", [g.op("Shape", [grad])],
-                 value=_zero_tensor())
+        u = g.op("ConstantOfShape", [g.op("Shape", [grad])], value=_zero_tensor())
         px = py = u
-        first, second = g.const(0, np.int64), g.const(1, np.int64)
-        lo, hi, theta, ttc = g.const(-lt), g.const(lt), g.const(THETA_EFF), g.const(tt)
+        # tt where the divergence reads p, 0 elsewhere (tt * 1 is tt exactly)
+        keep_x = np.ones((h, row), np.float32)
+        keep_x[:, w - 1:] = 0.0  # px: the last column and the guard
+        keep_y = np.ones((h, row), np.float32)
+        keep_y[h - 1, :] = 0.0  # py: the last row
+        keep_y[:, w] = 0.0  # and the guard
+        ttx = g.weight((_F32(tt) * keep_x).reshape(1, 1, -1), f"{self.layer.name}/tt_x")
+        tty = g.weight((_F32(tt) * keep_y).reshape(1, 1, -1), f"{self.layer.name}/tt_y")
+        lo, hi, theta = g.const(-lt), g.const(lt), g.const(THETA_EFF)
+        one, eps, ttc = g.const(1.0), g.const(EPS), g.const(tt)
         for _ in range(self.layer.iterations):
-            u0 = g.op("Gather", [u, first], axis=0)
-            u1 = g.op("Gather", [u, second], axis=0)
-            rho = self.add(self.add(rho_c, self.mul(gx, u0)), self.mul(gy, u1))
-            c = g.op("Min", [g.op("Max", [g.op("Div", [rho, gg]), lo]), hi])
-            ax, ay = g.slice(px, 3, 0, -1), g.slice(py, 2, 0, -1)
-            div = self.add(self.sub(g.pad(ax, 4, 3, 0, 1), g.pad(ax, 4, 3, 1, 0)),
-                           self.sub(g.pad(ay, 4, 2, 0, 1), g.pad(ay, 4, 2, 1, 0)))
-            u = self.add(self.add(u, self.mul(c, ngrad)), self.mul(theta, div))
-            ux = self.sub(self.shift(u, 3, True, rank=4), u)
-            uy = self.sub(self.shift(u, 2, True, rank=4), u)
-            den = self.den(ux, uy, tt)
-            px = g.op("Div", [self.add(px, self.mul(ttc, ux)), den])
-            py = g.op("Div", [self.add(py, self.mul(ttc, uy)), den])
-        return g.transpose(u, [1, 0, 2, 3])  # [N, 2, H, W]
+            # Sum adds its inputs left to right: (rho_c + gx u0) + gy u1, as the layer
+            a, b = self.split2(g.op("Mul", [u, grad]))
+            rho = g.op("Sum", [rho_c, a, b])
+            c = g.op("Clip", [g.op("Div", [rho, gg]), lo, hi])
+            div = self.add(self.sub(px, self.flat_shift(px, -1)),
+                           self.sub(py, self.flat_shift(py, -row)))
+            u = g.op("Sum", [u, self.mul(c, ngrad), self.mul(theta, div)])
+            ux = self.sub(self.flat_shift(u, 1), u)
+            uy = self.sub(self.flat_shift(u, row), u)
+            den = self.add(one, self.mul(ttc, g.op(
+                "Sqrt", [g.op("Sum", [self.mul(ux, ux), self.mul(uy, uy), eps])])))
+            px = g.op("Div", [self.add(px, self.mul(ttx, ux)), den])
+            py = g.op("Div", [self.add(py, self.mul(tty, uy)), den])
+        u = g.reshape(u, [2, -1, h, row])
+        return g.transpose(g.slice(u, 3, 0, w), [1, 0, 2, 3])  # [N, 2, H, W]
 
 
 class _Reference(_Flow):
