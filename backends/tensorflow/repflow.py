@@ -48,13 +48,63 @@ def _const_init(values):
     return init
 
 
-# --- shifts by one pixel, zero filled (axis 1 = height, axis 2 = width, NHWC or NHW) ----------
-def _shift(x, axis, forward):
-    """x[j+1] (forward) or x[j-1] along `axis`, zero where that pixel is outside the image."""
-    index = [slice(None)] * len(x.shape)
-    pads = [[0, 0]] * len(x.shape)
-    index[axis], pads[axis] = (slice(1, None), [0, 1]) if forward else (slice(None, -1), [1, 0])
-    return tf.pad(x[tuple(index)], pads)
+# --- constants and one-pixel shifts (axis 1 = height, axis 2 = width, NHWC or NHW) ------------
+class _Constants:
+    """The constant tensors of one call, each made once: the slice bounds and paddings of
+    every one-pixel shift and the scalars of the iteration. Written inline (``x[1:]``,
+    ``tf.pad(x, [[0, 1]])``, ``THETA * x``), a traced graph holds a new Const per use in
+    each of the 40 unrolled iterations (1,126 of the fused form's 2,861 ops); made once,
+    the SavedModel traces and loads faster and every value is the same."""
+
+    def __init__(self):
+        self._made: dict = {}
+
+    def _get(self, key, make):
+        value = self._made.get(key)
+        if value is None:
+            value = self._made[key] = make()
+        return value
+
+    def scalar(self, value: float):
+        return self._get(("scalar", value), lambda: tf.constant(value, tf.float32))
+
+    def shift(self, x, axis, forward):
+        """x[j+1] (forward) or x[j-1] along `axis`, zero where that pixel is outside the
+        image (`axis` has a static size)."""
+        rank = len(x.shape)
+
+        def bounds():
+            begin, size = [0] * rank, [-1] * rank
+            pads = [[0, 0] for _ in range(rank)]
+            size[axis] = int(x.shape[axis]) - 1
+            begin[axis], pads[axis] = (1, [0, 1]) if forward else (0, [1, 0])
+            return tf.constant(begin), tf.constant(size), tf.constant(pads)
+
+        begin, size, pads = self._get(("shift", rank, axis, forward, int(x.shape[axis])),
+                                      bounds)
+        return tf.pad(tf.slice(x, begin, size), pads)
+
+    def drop_last(self, x, axis):
+        """``x`` without its last element along `axis` (static size)."""
+        rank = len(x.shape)
+
+        def bounds():
+            size = [-1] * rank
+            size[axis] = int(x.shape[axis]) - 1
+            return tf.constant([0] * rank), tf.constant(size)
+
+        begin, size = self._get(("drop", rank, axis, int(x.shape[axis])), bounds)
+        return tf.slice(x, begin, size)
+
+    def pad(self, x, axis, before, after):
+        rank = len(x.shape)
+
+        def paddings():
+            pads = [[0, 0] for _ in range(rank)]
+            pads[axis] = [before, after]
+            return tf.constant(pads)
+
+        return tf.pad(x, self._get(("pad", rank, axis, before, after), paddings))
 
 
 class RepresentationFlow(keras.layers.Layer):
@@ -93,33 +143,27 @@ class RepresentationFlow(keras.layers.Layer):
         self.tau = fixed("tau", (), TAU)
 
     # --- differences -------------------------------------------------------------------------
-    def _conv(self, x, name):
-        return tf.nn.conv2d(x, tf.convert_to_tensor(self.kernels[name]), strides=1, padding="SAME")
+    def _conv(self, x, kernels, name):
+        return tf.nn.conv2d(x, kernels[name], strides=1, padding="SAME")
 
-    def _grad(self, x):
+    def _grad(self, x, c: _Constants, kernels):
         """Central image gradients [-0.5, 0, 0.5] along x and y, zero border."""
         if self.fused:
-            return (0.5 * (_shift(x, 2, True) - _shift(x, 2, False)),
-                    0.5 * (_shift(x, 1, True) - _shift(x, 1, False)))
-        return self._conv(x, "img_grad_x"), self._conv(x, "img_grad_y")
+            half = c.scalar(0.5)
+            return (half * (c.shift(x, 2, True) - c.shift(x, 2, False)),
+                    half * (c.shift(x, 1, True) - c.shift(x, 1, False)))
+        return self._conv(x, kernels, "img_grad_x"), self._conv(x, kernels, "img_grad_y")
 
-    def _forward(self, u):
+    def _forward(self, u, kernels):
         """Forward differences u[j+1] - u[j]; the last column/row gives -u (SAME pads one zero)."""
-        if self.fused:
-            return _shift(u, 2, True) - u, _shift(u, 1, True) - u
-        return self._conv(u, "fwd_x"), self._conv(u, "fwd_y")
+        return self._conv(u, kernels, "fwd_x"), self._conv(u, kernels, "fwd_y")
 
-    def _div(self, p1, p2):
+    def _div(self, p1, p2, c: _Constants, kernels):
         """Divergence: shift p1 right / p2 down by one, then forward differences, summed."""
-        if self.fused:
-            # Equals p[j] - p[j-1] with the last column (row) of p treated as zero: both terms
-            # are the same slice a = p[..., :-1], padded after or before.
-            a1, a2 = p1[:, :, :-1], p2[:, :-1, :]
-            return ((tf.pad(a1, [[0, 0], [0, 0], [0, 1]]) - tf.pad(a1, [[0, 0], [0, 0], [1, 0]]))
-                    + (tf.pad(a2, [[0, 0], [0, 1], [0, 0]]) - tf.pad(a2, [[0, 0], [1, 0], [0, 0]])))
-        return self._conv(_shift(p1, 2, False), "div_x") + self._conv(_shift(p2, 1, False), "div_y")
+        return (self._conv(c.shift(p1, 2, False), kernels, "div_x")
+                + self._conv(c.shift(p2, 1, False), kernels, "div_y"))
 
-    def _tvl1_packed(self, gx, gy, g, rho_c, lt, tt):
+    def _tvl1_packed(self, gx, gy, g, rho_c, lt, tt, c: _Constants):
         """The iterations on packed tensors: ``u = [u1, u2]``, ``px = [p11, p21]``,
         ``py = [p12, p22]``, each ``[2, N, H, W]`` (a leading axis broadcasts cheaply), so
         every difference, square root and update runs once for both flow components.
@@ -131,21 +175,26 @@ class RepresentationFlow(keras.layers.Layer):
         """
         grad = tf.stack([gx, gy])
         ngrad = -grad
-        rho_c = rho_c + EPS
+        rho_c = rho_c + c.scalar(EPS)
         u = tf.zeros_like(grad)
         px = py = u
+        lo, theta, one, eps = -lt, c.scalar(THETA_EFF), c.scalar(1.0), c.scalar(EPS)
+        first, second = tf.constant(0), tf.constant(1)
         for _ in range(self.iterations):  # unrolled, as in the reference
-            rho = rho_c + gx * u[0] + gy * u[1]
-            c = tf.minimum(tf.maximum(rho / g, -lt), lt)
-            ax, ay = px[:, :, :, :-1], py[:, :, :-1, :]
-            div = ((tf.pad(ax, [[0, 0], [0, 0], [0, 0], [0, 1]])
-                    - tf.pad(ax, [[0, 0], [0, 0], [0, 0], [1, 0]]))
-                   + (tf.pad(ay, [[0, 0], [0, 0], [0, 1], [0, 0]])
-                      - tf.pad(ay, [[0, 0], [0, 0], [1, 0], [0, 0]])))
-            u = u + c * ngrad + THETA_EFF * div
-            ux = tf.pad(u[:, :, :, 1:], [[0, 0], [0, 0], [0, 0], [0, 1]]) - u
-            uy = tf.pad(u[:, :, 1:, :], [[0, 0], [0, 0], [0, 1], [0, 0]]) - u
-            den = 1.0 + tt * tf.sqrt(ux * ux + uy * uy + EPS)
+            # one single-output op each (TFLite's int8 converter keeps ops float by output
+            # name, which a multi-output Unpack does not match)
+            u0, u1 = tf.gather(u, first), tf.gather(u, second)
+            rho = rho_c + gx * u0 + gy * u1
+            clipped = tf.minimum(tf.maximum(rho / g, lo), lt)
+            # p[j] - p[j-1] with the last column (row) of p as zero: the same slice a =
+            # p[..., :-1] padded after or before
+            ax, ay = c.drop_last(px, 3), c.drop_last(py, 2)
+            div = ((c.pad(ax, 3, 0, 1) - c.pad(ax, 3, 1, 0))
+                   + (c.pad(ay, 2, 0, 1) - c.pad(ay, 2, 1, 0)))
+            u = u + clipped * ngrad + theta * div
+            ux = c.shift(u, 3, True) - u
+            uy = c.shift(u, 2, True) - u
+            den = one + tt * tf.sqrt(ux * ux + uy * uy + eps)
             px = (px + tt * ux) / den
             py = (py + tt * uy) / den
         return u
@@ -170,16 +219,20 @@ class RepresentationFlow(keras.layers.Layer):
         i1 = tf.reshape(x[:, :-1], [-1, *image])
         i2 = tf.reshape(x[:, 1:], [-1, *image])
 
-        lt = self.lam * THETA_EFF
-        tt = self.tau / THETA_EFF
-        gx, gy = self._grad(i2)
-        g = gx * gx + gy * gy + EPS
+        c = _Constants()
+        kernels = {} if self.fused else {  # read once, not once per use
+            name: tf.convert_to_tensor(v) for name, v in self.kernels.items()}
+        theta, eps = c.scalar(THETA_EFF), c.scalar(EPS)
+        lt = self.lam * theta
+        tt = self.tau / theta
+        gx, gy = self._grad(i2, c, kernels)
+        g = gx * gx + gy * gy + eps
         lt_gx, lt_gy, lt_g = lt * gx, lt * gy, lt * g
         rho_c = i2 - i1
-        has_grad = g > EPS
+        has_grad = g > eps
 
         if self.fused:
-            u = self._tvl1_packed(gx, gy, g, rho_c, lt, tt)  # [2, B*(T-1), H, W]
+            u = self._tvl1_packed(gx, gy, g, rho_c, lt, tt, c)  # [2, B*(T-1), H, W]
             flow = tf.transpose(u, [1, 2, 3, 0])
             flow = tf.reshape(flow, [-1, t - 1, h, w, 2])
             flow = tf.concat([flow, flow[:, -1:]], axis=1)
@@ -187,22 +240,24 @@ class RepresentationFlow(keras.layers.Layer):
 
         zeros = tf.zeros_like(i2)
         u1 = u2 = p11 = p12 = p21 = p22 = zeros
+        neg_lt_g, neg_lt_gx, neg_lt_gy = -lt_g, -lt_gx, -lt_gy
+        one = c.scalar(1.0)
         for _ in range(self.iterations):  # unrolled, as in the reference
-            rho = rho_c + gx * u1 + gy * u2 + EPS
-            low = rho < -lt_g
+            rho = rho_c + gx * u1 + gy * u2 + eps
+            low = rho < neg_lt_g
             high = rho > lt_g
             mid = tf.logical_and(tf.logical_not(tf.logical_or(low, high)), has_grad)
             r = rho / g
-            d1 = tf.where(low, lt_gx, tf.where(high, -lt_gx, tf.where(mid, -r * gx, zeros)))
-            d2 = tf.where(low, lt_gy, tf.where(high, -lt_gy, tf.where(mid, -r * gy, zeros)))
+            d1 = tf.where(low, lt_gx, tf.where(high, neg_lt_gx, tf.where(mid, -r * gx, zeros)))
+            d2 = tf.where(low, lt_gy, tf.where(high, neg_lt_gy, tf.where(mid, -r * gy, zeros)))
 
-            u1 = u1 + d1 + THETA_EFF * self._div(p11, p12)
-            u2 = u2 + d2 + THETA_EFF * self._div(p21, p22)
+            u1 = u1 + d1 + theta * self._div(p11, p12, c, kernels)
+            u2 = u2 + d2 + theta * self._div(p21, p22, c, kernels)
 
-            u1x, u1y = self._forward(u1)
-            u2x, u2y = self._forward(u2)
-            den1 = 1.0 + tt * tf.sqrt(u1x * u1x + u1y * u1y + EPS)
-            den2 = 1.0 + tt * tf.sqrt(u2x * u2x + u2y * u2y + EPS)
+            u1x, u1y = self._forward(u1, kernels)
+            u2x, u2y = self._forward(u2, kernels)
+            den1 = one + tt * tf.sqrt(u1x * u1x + u1y * u1y + eps)
+            den2 = one + tt * tf.sqrt(u2x * u2x + u2y * u2y + eps)
             p11 = (p11 + tt * u1x) / den1
             p12 = (p12 + tt * u1y) / den1
             p21 = (p21 + tt * u2x) / den2
