@@ -177,6 +177,33 @@ def test_onnx_nodes_per_iteration():
     assert step["Conv"] == 8 and step["Where"] == 6 and step["Sqrt"] == 2
 
 
+def test_traced_ops_per_iteration():
+    """TF ops one unrolled iteration adds to a traced graph (the SavedModel's): only the
+    iteration's arithmetic, no constants re-made per iteration (the slice bounds, paddings,
+    scalars and kernel reads are made once per call). Fused, 43: the 41 operations of
+    `test_onnx_nodes_per_iteration`'s image form, with u[0], u[1] as two Gathers whose axis
+    is a Const each. Reference, 71: the ONNX form's 70 and one Neg more (TF negates
+    r = rho/g once per component; the ONNX emission once)."""
+    import collections
+
+    import tensorflow as tf
+
+    def ops(fused, iterations):
+        layer = RepresentationFlow(3, iterations=iterations, fused=fused)
+        layer.build((None, 8, 8, 3))
+        fn = tf.function(lambda x: layer(x), autograph=False,
+                         input_signature=[tf.TensorSpec([None, 8, 8, 3])])
+        graph = fn.get_concrete_function().graph
+        return collections.Counter(op.type for op in graph.get_operations())
+
+    fused = ops(True, 3) - ops(True, 2)
+    assert fused == {"AddV2": 10, "Mul": 9, "Sub": 4, "RealDiv": 3, "Pad": 6, "Slice": 4,
+                     "GatherV2": 2, "Const": 2, "Maximum": 1, "Minimum": 1, "Sqrt": 1}
+    reference = ops(False, 3) - ops(False, 2)
+    assert sum(reference.values()) == 71 and reference["Conv2D"] == 8
+    assert "Const" not in reference and "ReadVariableOp" not in reference
+
+
 # The shared harness (layer_harness): shapes (also with the batch unknown), the 16 fixed
 # non-trainable values of the analysis' flow node, config round trip, determinism.
 FLOW_NET = """network flow { depth [1, 1, 1, 1] frames 3 size 12x10 classes 2 }
