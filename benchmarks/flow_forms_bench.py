@@ -330,27 +330,14 @@ def _compile_with(form: str, out: str, file: str, frames: int, size) -> int:
                      *map(str, size), "-O", "1"])
 
 
-def _flow_share(path: str, feeds: dict, threads: int, runs: int = 5) -> tuple[float, float]:
+def _flow_share(path: str, feeds: dict, threads: int) -> tuple[float, float]:
     """ONNX Runtime node time of the flow layer (scope ``repflow``) and of all nodes, ms a
-    run (what deploy_bench.py's profile reports as a share)."""
-    import onnxruntime as ort
+    run: deploy_bench.py's profile."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from deploy_bench import _flow_profile
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
-    sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    for _ in range(runs):
-        sess.run(None, feeds)
-    with open(sess.end_profiling()) as fh:
-        events = json.load(fh)
-    total = flow_ = 0.0
-    for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            total += float(e["dur"])
-            if e["name"].startswith("repflow"):
-                flow_ += float(e["dur"])
-    return flow_ / runs / 1e3, total / runs / 1e3
+    prof = _flow_profile(path, feeds, threads)
+    return prof["flow_ms"], prof["node_ms"]
 
 
 def in_network(a) -> int:

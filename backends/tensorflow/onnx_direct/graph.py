@@ -66,7 +66,7 @@ class Graph:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def const(self, value, dtype=np.float32) -> str:
+    def const(self, value, dtype: type = np.float32) -> str:
         """A small constant (a scalar, a shape, axes), shared by every use of equal values."""
         arr = np.asarray(value, dtype=dtype)
         if arr.size > _SMALL:
