@@ -360,3 +360,93 @@ def test_rewrites_set_every_weight_of_their_placeholder_build():
     for v in final.model.weights:
         if "kernel" in v.path:
             assert np.any(v.numpy()), v.path
+
+
+# ---------------------------------------------------------------------------------------------
+# Proofs at a smaller input that meets the same border cases (`compiler.proof_input`)
+# ---------------------------------------------------------------------------------------------
+def _small_at(size: int):
+    return with_header(parse(SMALL.format(extra="")), size=(size, size))
+
+
+@pytest.fixture(scope="module")
+def trained_small_128(tmp_path_factory):
+    """SMALL at 128x128 and a weights file of it with every weight random (at its initial
+    weights each unit's last batch norm has gamma 0, so the last level sees its input only
+    through the strided 1x1 shortcut: every other position would not reach the logits)."""
+    from asn.backends.tensorflow.lower import build_model
+
+    net = _small_at(128)
+    trained = build_model(net, seed=3)
+    randomise(trained, seed=3)
+    path = tmp_path_factory.mktemp("w") / "w.weights.h5"
+    trained.save_weights(str(path))
+    return net, trained, str(path)
+
+
+def test_reduced_proofs_write_the_same_artifacts_as_full_size_ones(tmp_path, trained_small_128):
+    """SMALL at 128x128 proves at 96x96; with trained weights, the ONNX file is byte for
+    byte the one a compile proving at 128x128 writes, and computes the trained model."""
+    import onnxruntime as ort
+
+    net, trained, path = trained_small_128
+    reports = {}
+    for full in (False, True):
+        out = tmp_path / f"full{full}"
+        options = CompileOptions(weights=path, formats=("onnx",), verify=False,
+                                 full_size_proofs=full)
+        reports[full] = compile_network(net, str(out), options, optimise(net, level=1)).report
+    reduced, full = reports[False], reports[True]
+    assert reduced["proof_input"]["size"] == [96, 96] and reduced["proof_input"]["reduced"]
+    assert full["proof_input"]["size"] == [128, 128] and not full["proof_input"]["reduced"]
+    assert "resize" in reduced["timings_s"] and "resize" not in full["timings_s"]
+    assert [p["pass"] for p in reduced["proofs"]] == [p["pass"] for p in full["proofs"]]
+    assert all(p["ok"] for p in reduced["proofs"])
+    assert reduced["onnx_sha256"] == full["onnx_sha256"]
+    feeds = video(net, 2, seed=4)
+    want = proofs.logits_of(trained, feeds)
+    got = ort.InferenceSession(str(tmp_path / "fullFalse" / "model.onnx"),
+                               providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
+    assert np.max(np.abs(want)) > 1e-2
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("where", ["last column", "first row", "centre"])
+def test_reduced_proof_catches_a_rewrite_wrong_in_one_border_case(tmp_path, monkeypatch, where,
+                                                                  trained_small_128):
+    """A flow layer rewrite that is wrong at one kind of position only (a border column, a
+    border row, one interior pixel) fails the compile's proof at the reduced size: each kind
+    of position the compile size has is there in the proof and reaches the logits. (The
+    error is large, 1000 against flow values of 1-10: the global pools dilute an error at
+    one position, +1 in one column moves the logits ~1e-6 at 96x96 and ~5e-7 at 128x128,
+    below the proofs' 1e-4 at either size.)"""
+    from asn.backends.tensorflow.rewrites import repflow_slices
+
+    good = repflow_slices.rewrite
+
+    def wrong_somewhere(step):
+        new, detail = good(step)
+        layer = new.model.get_layer("repflow")
+        call = layer.call
+
+        def call_off(x, *args, **kwargs):
+            y = call(x, *args, **kwargs)
+            h, w = int(y.shape[1]), int(y.shape[2])
+            mask = np.zeros((h, w), np.float32)
+            if where == "last column":
+                mask[:, -1] = 1
+            elif where == "first row":
+                mask[0, :] = 1
+            else:
+                mask[h // 2, w // 2] = 1
+            return y + keras.ops.convert_to_tensor(1000.0 * mask[None, :, :, None])
+
+        layer.call = call_off
+        return new, detail
+
+    monkeypatch.setattr(repflow_slices, "rewrite", wrong_somewhere)
+    net, _, path = trained_small_128
+    options = CompileOptions(weights=path, formats=("onnx",), verify=False)
+    with pytest.raises(CompileError, match="repflow-slices") as caught:
+        compile_network(net, str(tmp_path / "out"), options, optimise(net, level=1))
+    assert "max |logit difference|" in str(caught.value)

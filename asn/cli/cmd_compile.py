@@ -133,6 +133,10 @@ def compile_cmd(
                                          "one per line, copied to OUT/labels.txt (default: "
                                          "the labels.txt beside --weights, as a training run "
                                          "writes it)."),
+    full_size_proofs: bool = typer.Option(
+        False, "--full-size-proofs", help="Prove the passes at the compile's own input size "
+        "even where a smaller one meets the same border cases of every window op (the "
+        "report's proof_input says which size proved them)."),
     import_modules: bool = ImportModulesOpt,
 ) -> None:
     """Lower to TensorFlow; emit a SavedModel and ONNX; verify they agree."""
@@ -161,7 +165,8 @@ def compile_cmd(
                                  calibrate=calibrate, calibrate_clips=calibrate_clips,
                                  calibrate_method=calibrate_method.value,
                                  held_out_clips=held_out_clips,
-                                 verify_with=tuple(v.value for v in verify_with or ()))
+                                 verify_with=tuple(v.value for v in verify_with or ()),
+                                 full_size_proofs=full_size_proofs)
     except CompileError as exc:
         _fail(file, str(exc))
     _quiet_converters()
@@ -293,6 +298,12 @@ def _summary(result, stats) -> None:
     t.add_row("passes", f"{which}: " + (", ".join(ran) or "none"))
     for name, why in passes["backend_passes_skipped"].items():
         t.add_row("", f"{name}: does not apply ({why})")
+    pin = r.get("proof_input")
+    if pin and r.get("proofs"):
+        t.add_row("", f"proved on {pin['batch']} random clips of {pin['frames']}x"
+                  f"{pin['size'][0]}x{pin['size'][1]}" + (
+                      " (as strong as the compile size: the same border cases in every "
+                      "window op)" if pin["reduced"] else ""))
     for proof in r.get("proofs", []):
         if proof["exact"]:
             t.add_row("", f"{proof['pass']}: proved, max |logit change| "

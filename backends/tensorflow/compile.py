@@ -11,10 +11,11 @@ Artifacts (one directory, written atomically, `outdir.staged_output`):
   Serving's layout, hard links to ``saved_model/``'s files.
 
 Phases: ``build``, ``weights`` (with weights), ``passes`` (with passes to apply),
-``savedmodel``, ``onnx``, ``verify`` (unless ``verify=False``; it needs both artifacts, so
-both are made and only the asked formats kept), then as asked (`deploy`): ``openvino``,
-``calibrate`` and ``quantize`` (``model.int8.onnx``), ``tflite`` (``model.tflite``,
-``model.int8.tflite``).
+``resize`` (proofs at a smaller input, `compiler.proof_input`: the proved model built again
+at the compile size with the same weights, `proofs.rebuild_at`), ``savedmodel``, ``onnx``,
+``verify`` (unless ``verify=False``; it needs both artifacts, so both are made and only the
+asked formats kept), then as asked (`deploy`): ``openvino``, ``calibrate`` and ``quantize``
+(``model.int8.onnx``), ``tflite`` (``model.tflite``, ``model.int8.tflite``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from ...compiler.analysis import analyse
 from ...compiler.passes import LoweringForm, Optimised, optimise
+from ...compiler.proof_input import ProofInput, proof_input, with_size
 from ...dsl.ir import Network
 from .errors import CompileError
 from .lower import input_specs, lower
@@ -43,7 +45,7 @@ from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
 from .deploy import run_deploy_phases
 from .parity import PARITY_TOLERANCE, Parity, check_onnx_file, random_inputs, verify
 from .proofs import (PROOF_TOLERANCE, Handover, PassProofError, apply_backend_passes,
-                     prove_graph_passes)
+                     prove_graph_passes, rebuild_at)
 from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
 from .serving import write_serving_layout
 
@@ -109,6 +111,8 @@ class CompileOptions:
             (``<class>/<video>``), how many calibration clips, MinMax/Entropy/Percentile,
             and at most how many held-out clips judge the int8 models.
         verify_with: extra runtimes that must match TF (``"openvino"``).
+        full_size_proofs: prove the passes at the compile's own input size even where a
+            smaller one meets the same cases (`compiler.proof_input`).
     """
 
     seed: int = 0
@@ -130,6 +134,7 @@ class CompileOptions:
     calibrate_method: str = "minmax"
     held_out_clips: int = DEFAULT_HELD_OUT_CLIPS
     verify_with: tuple[str, ...] = ()
+    full_size_proofs: bool = False
 
     def __post_init__(self):
         formats = tuple(dict.fromkeys(f.strip().lower() for f in self.formats if f.strip()))
@@ -220,31 +225,44 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
     o = options
     final_net = optimised.network
     expected = optimised.stats()
+    has_passes = bool(optimised.stages or optimised.form.applied)
+    size = (int(net.header.size[0]), int(net.header.size[1]))
+    pin = (proof_input(net) if has_passes and not o.full_size_proofs else
+           ProofInput(size, size, "the compile size" + (" (--full-size-proofs)"
+                                                         if has_passes else "")))
+    # the proofs' networks: the same nodes at the proof size (`compiler.proof_input`)
+    at_proof = (lambda n: with_size(n, pin.size)) if pin.reduced else (lambda n: n)
     with _collect_only_new_objects(), staged_output(os.path.abspath(out)) as tmp:
         with phase("build"):
-            lowered = lower(net, seed=o.seed, batch=o.batch, form=LoweringForm.reference())
+            lowered = lower(at_proof(net), seed=o.seed, batch=o.batch,
+                            form=LoweringForm.reference())
         if o.weights:
-            with phase("weights"):
+            with phase("weights"):  # weights do not depend on the input size
                 load_weights(lowered.model, o.weights, net)
         proofs: list = []
-        if optimised.stages or optimised.form.applied:
+        if has_passes:
             with phase("passes"):
-                feeds = random_inputs(net, o.batch or PROOF_BATCH, o.seed)
+                feeds = random_inputs(at_proof(net), o.batch or PROOF_BATCH, o.seed)
+                stages = [(name, at_proof(stage)) for name, stage in optimised.stages]
                 try:
                     # handed over, not kept: each model is freed once the next is proved
                     chain = Handover(lowered)
                     del lowered
                     graph_done, proofs, logits = prove_graph_passes(
-                        chain, optimised.stages, feeds, seed=o.seed, batch=o.batch,
+                        chain, stages, feeds, seed=o.seed, batch=o.batch,
                         tolerance=o.proof_tolerance)
                     chain = Handover(graph_done)
                     del graph_done
                     lowered, backend_proofs = apply_backend_passes(
-                        final_net, chain, optimised.form, feeds, seed=o.seed, batch=o.batch,
-                        tolerance=o.proof_tolerance, before=logits)
+                        at_proof(final_net), chain, optimised.form, feeds, seed=o.seed,
+                        batch=o.batch, tolerance=o.proof_tolerance, before=logits)
                 except PassProofError as exc:
                     raise CompileError(str(exc)) from None
                 proofs += backend_proofs
+        if pin.reduced:
+            with phase("resize"):  # the proved layers and weights, at the compile size
+                lowered = rebuild_at(final_net, Handover(lowered), seed=o.seed,
+                                     batch=o.batch)
         model = lowered.model
         params = int(model.count_params())
         if params != expected.total:
@@ -308,6 +326,8 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
             "stats": expected.to_json(),
             "passes": {"level": optimised.level, **optimised.to_json()},
             "proofs": [p.to_json() for p in proofs],
+            "proof_input": ({"frames": net.header.frames, **pin.to_json(),
+                             "batch": o.batch or PROOF_BATCH} if has_passes else None),
             "parity": parity.to_json() if parity else None,
             "artifacts": {k: {"bytes": v} for k, v in sizes.items()},
             "onnx_sha256": artifacts.onnx_sha256 if "onnx" in o.formats else None,

@@ -112,6 +112,7 @@ class Lowered:
     order: list[str] = field(default_factory=list)  # nodes in build order
     fusions: dict[str, str] = field(default_factory=dict)  # block -> its fusion layer's name
     form: LoweringForm = field(default_factory=LoweringForm.reference)  # as built
+    edge_fold: EdgeFoldPlan | None = None  # the plan it was built with (fold-edge-weights)
 
 
 class _Names:
@@ -299,7 +300,7 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
         result["features"] = {n.name: outputs[n.name] for n in net.nodes}  # declaration order
     model = keras.Model(inputs=inputs if len(inputs) > 1 else video, outputs=result,
                         name=hdr.name)
-    return Lowered(model, node_layers, order, fusions, form)
+    return Lowered(model, node_layers, order, fusions, form, edge_fold)
 
 
 def _user_block(ir: Block, units: int, frames: int, seed: int):

@@ -27,7 +27,7 @@ from .lower import lower
 from .rewrites import RewriteStep, rewrite_for
 
 __all__ = ["Handover", "PassProof", "PassProofError", "apply_backend_passes",
-           "prove_graph_passes", "logits_of", "PROOF_TOLERANCE"]
+           "prove_graph_passes", "logits_of", "rebuild_at", "PROOF_TOLERANCE"]
 
 PROOF_TOLERANCE = 1e-4
 
@@ -168,7 +168,7 @@ def prove_graph_passes(lowered, stages, feeds: dict, *, seed: int = 0,
         exact = get_pass(name).info.exact
         diff = _diff(after, before)
         scale = float(np.max(np.abs(before)))
-        detail = {"layers_not_transferred": missed}
+        detail: dict = {"layers_not_transferred": missed}
         if not exact:
             detail["relative_deviation"] = diff / scale if scale > 0 else float("inf")
             detail["note"] = ("approximate pass: deviation of the model after it from the "
@@ -181,3 +181,38 @@ def prove_graph_passes(lowered, stages, feeds: dict, *, seed: int = 0,
             raise PassProofError(name, diff, tolerance)
         before = after
     return current, proofs, before
+
+
+def rebuild_at(net, proved, *, seed: int = 0, batch: int | None = None):
+    """The proved model (a `Lowered`, or a `Handover` of one, built at the proofs' smaller
+    input size) built again from ``net`` at ``net``'s own size: the same form, the same
+    edge-folding plan, every weight copied. Raises RuntimeError where the two differ in
+    anything but the input size: a layer, its configuration, or a weight not carried."""
+    proved = _taken(proved)
+    new = lower(net, seed=seed, batch=batch, form=proved.form, edge_fold=proved.edge_fold,
+                placeholder=True)
+    old_layers, new_layers = proved.model.layers, new.model.layers
+    if [layer.name for layer in old_layers] != [layer.name for layer in new_layers]:
+        raise RuntimeError("internal error: the model at the compile size has other layers "
+                           "than the proved one")
+    for a, b in zip(old_layers, new_layers):
+        if type(a) is not type(b) or _config(a) != _config(b):
+            raise RuntimeError(f"internal error: layer `{a.name}` is configured differently "
+                               "at the compile size")
+    missed = transfer_by_name(new.model, proved.model)
+    if missed:
+        raise RuntimeError(f"internal error: weights not carried to the compile size: {missed}")
+    for a, b in zip(proved.model.weights, new.model.weights):
+        if a.path != b.path or not np.array_equal(np.asarray(a), np.asarray(b)):
+            raise RuntimeError(f"internal error: weight `{b.path}` differs from the proved one")
+    del proved
+    _drop()
+    return new
+
+
+def _config(layer) -> dict:
+    # An input layer records its shape: the one thing allowed to differ.
+    config = dict(layer.get_config())
+    config.pop("batch_shape", None)
+    config.pop("batch_input_shape", None)
+    return config
