@@ -289,6 +289,20 @@ def test_int8_onnx_holds_qdq_and_int8_per_channel_weights(deployed):
         act = producers[conv.input[0]]
         assert act.op_type == "DequantizeLinear"
         assert producers[act.input[0]].op_type == "QuantizeLinear"
+    # between the convolutions too: every residual add, transpose and reshape of the
+    # stems and blocks reads 8-bit values (a DequantizeLinear) and its output is quantized
+    # again (not the input's fold, the flow layer or the head)
+    between = [n for n in model.graph.node if n.op_type in ("Add", "Transpose", "Reshape")
+               and not n.name.startswith(("repflow", "head/", "fold/", "object_fold/"))]
+    assert {n.op_type for n in between} == {"Add", "Transpose", "Reshape"}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    for n in between:
+        assert all(producers[i].op_type == "DequantizeLinear" for i in n.input
+                   if i in producers), n.name
+        assert all(c.op_type == "QuantizeLinear" for c in consumers[n.output[0]]), n.name
     graph = deployed.report["int8"]["graph"]
     assert graph["quantize_linear"] == sum(n.op_type == "QuantizeLinear"
                                            for n in model.graph.node) > 0
