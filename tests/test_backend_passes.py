@@ -420,33 +420,52 @@ def test_reduced_proof_catches_a_rewrite_wrong_in_one_border_case(tmp_path, monk
     error is large, 1000 against flow values of 1-10: the global pools dilute an error at
     one position, +1 in one column moves the logits ~1e-6 at 96x96 and ~5e-7 at 128x128,
     below the proofs' 1e-4 at either size.)"""
-    from asn.backends.tensorflow.rewrites import repflow_slices
+    from asn.backends.tensorflow.repflow import RepresentationFlow
 
-    good = repflow_slices.rewrite
+    right = RepresentationFlow.call
 
-    def wrong_somewhere(step):
-        new, detail = good(step)
-        layer = new.model.get_layer("repflow")
-        call = layer.call
+    def call_off(self, x, *args, **kwargs):  # the fused form, wrong at one kind of position
+        y = right(self, x, *args, **kwargs)
+        if not self.fused:
+            return y
+        h, w = int(y.shape[1]), int(y.shape[2])
+        mask = np.zeros((h, w), np.float32)
+        if where == "last column":
+            mask[:, -1] = 1
+        elif where == "first row":
+            mask[0, :] = 1
+        else:
+            mask[h // 2, w // 2] = 1
+        return y + keras.ops.convert_to_tensor(1000.0 * mask[None, :, :, None])
 
-        def call_off(x, *args, **kwargs):
-            y = call(x, *args, **kwargs)
-            h, w = int(y.shape[1]), int(y.shape[2])
-            mask = np.zeros((h, w), np.float32)
-            if where == "last column":
-                mask[:, -1] = 1
-            elif where == "first row":
-                mask[0, :] = 1
-            else:
-                mask[h // 2, w // 2] = 1
-            return y + keras.ops.convert_to_tensor(1000.0 * mask[None, :, :, None])
-
-        layer.call = call_off
-        return new, detail
-
-    monkeypatch.setattr(repflow_slices, "rewrite", wrong_somewhere)
+    monkeypatch.setattr(RepresentationFlow, "call", call_off)
     net, _, path = trained_small_128
     options = CompileOptions(weights=path, formats=("onnx",), verify=False)
     with pytest.raises(CompileError, match="repflow-slices") as caught:
         compile_network(net, str(tmp_path / "out"), options, optimise(net, level=1))
     assert "max |logit difference|" in str(caught.value)
+
+
+def test_repflow_slices_in_place_gives_the_same_logits_it_claims():
+    """The repflow-slices rewrite changes the flow layer's form in place and checks the
+    layer's output on the proof clips; where it reports them bit-identical, a forward pass
+    of the whole model gives bit-identical logits, and the proof skips that pass."""
+    from asn.backends.tensorflow.rewrites import SAME_LOGITS, RewriteStep, repflow_slices
+
+    net = parse(SMALL.format(extra=""))
+    o = optimise(net, level=1)
+    ref = lower(o.network, seed=0, form=LoweringForm.reference())
+    randomise(ref.model, 0)
+    feeds = video(o.network, 2, seed=1)
+    before = proofs.logits_of(ref.model, feeds)
+    assert not ref.model.get_layer("repflow").fused
+    form = LoweringForm.reference().with_pass("repflow-slices")
+    new, detail = repflow_slices.rewrite(RewriteStep(o.network, ref, form, feeds=feeds))
+    assert new.model is ref.model and new.form == form and new.model.get_layer("repflow").fused
+    assert detail == {"flow_output_identical": True, SAME_LOGITS: True}
+    after = proofs.logits_of(new.model, feeds)
+    assert np.array_equal(after, before) and np.max(np.abs(before)) > 1e-2
+    # without the clips it only changes the form (the proof then runs the model)
+    again = lower(o.network, seed=0, form=LoweringForm.reference())
+    _, plain = repflow_slices.rewrite(RewriteStep(o.network, again, form))
+    assert plain == {} and again.model.get_layer("repflow").fused

@@ -6,8 +6,10 @@ named like the pass, `-` written `_` (`fold-batchnorm` -> `fold_batchnorm.py`). 
 takes a `RewriteStep` (the model before the pass, and the form that includes the pass) and
 returns the model after it, with its weights, plus a JSON-able detail for the report. It
 lowers the new form with ``placeholder=True`` (no random draws: it sets every weight itself,
-and fails where one has no source) and never checks itself: `proofs.apply_backend_passes`
-proves every one on random inputs.
+and fails where one has no source), or changes the model it was handed in place where only
+a layer's form changes (`repflow_slices`); `proofs.apply_backend_passes` proves every one on
+random inputs, by a forward pass of the whole model unless the rewrite has shown on those
+inputs that the logits are bit for bit the same (`SAME_LOGITS`).
 Adding a pass: its TF-free class in `compiler/passes/backend.py`, its module here, tests.
 """
 
@@ -20,7 +22,12 @@ from typing import Any, Callable
 from ....compiler.passes import LoweringForm, get_backend_pass
 from ....dsl.ir import Network
 
-__all__ = ["RewriteStep", "Rewrite", "rewrite_for"]
+__all__ = ["RewriteStep", "Rewrite", "rewrite_for", "SAME_LOGITS"]
+
+# A rewrite's detail key: True where the rewrite has shown, on `RewriteStep.feeds`, that the
+# model after it computes bit for bit the logits of the model before it (its module says
+# how), so the proof needs no forward pass of the whole model.
+SAME_LOGITS = "same_logits_by_construction"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class RewriteStep:
         current: the `Lowered` model before the pass, with its (possibly trained) weights.
         form: the lowering form after the pass (the forms before it plus this pass).
         seed, batch: as the compile lowers with (`lower`).
+        feeds: the proof's random clips (None: the rewrite does not look at them).
     """
 
     net: Network
@@ -39,6 +47,7 @@ class RewriteStep:
     form: LoweringForm
     seed: int = 0
     batch: int | None = None
+    feeds: dict | None = None
 
 
 Rewrite = Callable[[RewriteStep], "tuple[Any, dict]"]
