@@ -37,6 +37,7 @@ from ...compiler.proof_input import ProofInput, proof_input, with_size
 from ...dsl.ir import Network
 from .errors import CompileError
 from .lower import input_specs, lower
+from .memory import return_freed_memory
 from .metadata import artifact_metadata, file_sha256
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, WRITERS, export_onnx, max_opset
 from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
@@ -276,6 +277,7 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
         artifacts = _write_artifacts(model, final_net, tmp, o, phase, metadata)
         del model, lowered  # written: the parity check loads the artifacts themselves
         gc.collect()
+        return_freed_memory()
         parity = None
         if o.uses_onnx and not o.verify:
             check_onnx_file(artifacts.onnx)  # `verify` runs it first

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CompileError
+from .memory import return_freed_memory
 from .lower import input_specs
 
 __all__ = ["PARITY_TOLERANCE", "Parity", "check_onnx_file", "random_inputs", "verify"]
@@ -74,6 +75,7 @@ def verify(savedmodel_dir: str, onnx_path: str, net, batch: int | None = None,
         **{k: tf.constant(v) for k, v in feeds.items()})["logits"].numpy()
     del loaded  # one runtime's copy of the weights at a time, not both
     gc.collect()
+    return_freed_memory()
     t1 = time.perf_counter()
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     got = session.run(["logits"], feeds)[0]
