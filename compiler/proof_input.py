@@ -84,10 +84,10 @@ class _Walk:
     """Every spatial window op of a standard network at one input size, as
     ``(where, op, axis, kernel, stride, before, after, classes)``, and each node's (h, w)."""
 
-    def __init__(self, net: Network, size: tuple[int, int]):
+    def __init__(self, net: Network, size: tuple[int, int], order: list[str]):
         self.ops: list[tuple] = []
         self.sizes: dict[str, tuple[int, int]] = {}
-        g = build_graph(net)
+        nodes = {n.name: n for n in net.nodes}
         H, W = size
         stems = [n for n in net.nodes if isinstance(n, Stem)]
         if any(s.type == "flow" for s in stems):
@@ -96,8 +96,8 @@ class _Walk:
             for op, k, pads in (("gradient", 3, None), ("forward", 2, None),
                                 ("divergence", 2, (1, 0))):
                 self._window("repflow", op, (H, W), k, 1, pads)
-        for name in stable_topological_order(g):
-            ir = g.nodes[name]["ir"]
+        for name in order:  # stable topological order, the same at every size
+            ir = nodes[name]
             if isinstance(ir, Stem):
                 self.sizes[name] = self._stem(name, ir, (H, W))
             else:
@@ -184,28 +184,24 @@ def proof_input(net: Network) -> ProofInput:
     why_not = _unsupported(net)
     if why_not is not None:
         return ProofInput(size, size, f"the compile size ({why_not})")
-    target = _Walk(net, size)
+    order = stable_topological_order(build_graph(net))  # the same at every size
+    target = _Walk(net, size, order)
     if not _agrees(net, target):
         return ProofInput(size, size, "the compile size (the window ops listed here do not "
                                       "give the lowering's node sizes)")
-    want = _signature(target)
+    want = target.ops
     # each axis on its own first (the fusion's window follows the height), then together
     h = next((c for c in range(1, min(h, SEARCH_LIMIT + 1))
-              if _signature(_Walk(net, (c, w))) == want), h)
+              if _Walk(net, (c, w), order).ops == want), h)
     w = next((c for c in range(1, min(w, SEARCH_LIMIT + 1))
-              if _signature(_Walk(net, (h, c))) == want), w)
-    found = _Walk(net, (h, w))
-    if (h, w) == size or _signature(found) != want or not _agrees(with_size(net, (h, w)),
-                                                                   found):
+              if _Walk(net, (h, c), order).ops == want), w)
+    found = _Walk(net, (h, w), order)
+    if (h, w) == size or found.ops != want or not _agrees(with_size(net, (h, w)), found):
         return ProofInput(size, size, "the compile size (no smaller size meets the same "
                                       "window cases)")
     return ProofInput((h, w), size, "the smallest size at which every spatial window op "
                                     "has the same kernel, stride and padding and meets the "
                                     "same border cases as at the compile size")
-
-
-def _signature(walk: _Walk) -> list[tuple]:
-    return walk.ops
 
 
 def _agrees(net: Network, walk: _Walk) -> bool:

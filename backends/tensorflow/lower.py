@@ -51,7 +51,7 @@ from ...compiler.passes import EdgeFoldPlan, LoweringForm
 from ...dsl.ir import INTER_CHANNELS, Block, Network, Stem
 
 __all__ = ["build_model", "LoweringError", "Lowered", "lower", "node_seed", "input_specs",
-           "FoldTime"]
+           "model_input", "FoldTime"]
 
 _SEED_RANGE = 2**31
 # Roles of the layers one node can own; a node's seeds are spaced so roles never collide.
@@ -101,6 +101,12 @@ def input_specs(net: Network, batch: int | None = None) -> dict[str, tuple]:
     if any(isinstance(n, Stem) and n.type == "object" for n in net.nodes):
         specs["object"] = (batch, T, H, W, hdr.object_classes)
     return specs
+
+
+def model_input(feeds: dict):
+    """What the model is called with for inputs by name: the video tensor alone, or the
+    dict of every input (networks with an object input)."""
+    return feeds["video"] if len(feeds) == 1 else feeds
 
 
 @dataclass

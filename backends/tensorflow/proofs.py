@@ -23,7 +23,7 @@ import numpy as np
 
 from ...compiler.passes import LoweringForm, get_pass
 from .layers.folding import transfer_by_name
-from .lower import lower
+from .lower import lower, model_input
 from .rewrites import SAME_LOGITS, RewriteStep, rewrite_for
 
 __all__ = ["Handover", "PassProof", "PassProofError", "apply_backend_passes",
@@ -92,8 +92,7 @@ def _drop() -> None:
 
 
 def logits_of(model, feeds: dict) -> np.ndarray:
-    x = feeds["video"] if len(feeds) == 1 else feeds
-    y = model(x, training=False)["logits"]
+    y = model(model_input(feeds), training=False)["logits"]
     return np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float64)
 
 

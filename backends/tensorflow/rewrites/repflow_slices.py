@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 
+from ..lower import model_input
 from ..repflow import RepresentationFlow
 from . import SAME_LOGITS, RewriteStep
 
@@ -35,7 +36,7 @@ def rewrite(step: RewriteStep):
         import keras
 
         probe = keras.Model(model.input, layer.input)  # the flow layer's input, nothing more
-        x = probe(step.feeds["video"] if len(step.feeds) == 1 else step.feeds)
+        x = probe(model_input(step.feeds))
         reference = np.asarray(layer(x))
         layer.fused = True
         identical = bool(np.array_equal(np.asarray(layer(x)), reference))
