@@ -29,6 +29,7 @@ from conftest import ROOT  # noqa: E402
 
 from asn.backends.tensorflow import onnx_export  # noqa: E402
 from asn.backends.tensorflow.lower import build_model  # noqa: E402
+from asn.backends.tensorflow.repflow import unrolled_iterations  # noqa: E402
 from asn.backends.tensorflow.savedmodel import serving_function  # noqa: E402
 
 pytestmark = pytest.mark.tf
@@ -55,10 +56,12 @@ def test_lean_conversion_gives_tf2onnx_bytes(monkeypatch):
     net = parse(FLOW_NET)
     model = build_model(net)
     fn, signature = serving_function(model, net)
-    lean = onnx_export._lean_convert(tf2onnx, fn, signature, 17)  # raises if it cannot
-    plain = tf2onnx.convert.from_function(fn, input_signature=signature, opset=17)[0]
+    with unrolled_iterations():  # as `to_onnx` traces it: no While loop
+        lean = onnx_export._lean_convert(tf2onnx, fn, signature, 17)  # raises if it cannot
+        plain = tf2onnx.convert.from_function(fn, input_signature=signature, opset=17)[0]
     assert _canonical_bytes(lean, net, model) == _canonical_bytes(plain, net, model)
     assert "TF2ONNX_CATCH_ERRORS" not in os.environ  # the conversion left it as it was
+    assert not [n for n in lean.graph.node if n.op_type == "Loop"]
 
     calls = []  # and tf2onnx's path in to_onnx is the lean one, not its fallback
     real = onnx_export._lean_convert
@@ -66,8 +69,11 @@ def test_lean_conversion_gives_tf2onnx_bytes(monkeypatch):
                         lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(tf2onnx.convert, "from_function",
                         lambda *a, **k: pytest.fail("fell back to from_function"))
-    onnx_export.to_onnx(model, net, fn=fn, writer="tf2onnx")
+    fn.get_concrete_function()  # a trace with the loop already there (the SavedModel's)
+    data = onnx_export.to_onnx(model, net, writer="tf2onnx")
     assert calls == [1]
+    import onnx
+    assert "Loop" not in {n.op_type for n in onnx.load_from_string(data).graph.node}
 
 
 # The memory check's network: few nodes (a fast compile) but wide blocks, so that its 8.8 M

@@ -54,7 +54,7 @@ def _parity(net, batch=2, seed=0):
     model = build_model(net, seed=seed)
     randomise(model, seed=seed)
     fn, _ = serving_function(model, net)
-    data = to_onnx(model, net, fn=fn)
+    data = to_onnx(model, net)  # unrolled flow iterations; fn's trace has a While loop
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     feeds = video(net, batch=batch, seed=seed + 1)
     got = session.run(["logits"], feeds)[0]

@@ -178,7 +178,7 @@ def test_onnx_nodes_per_iteration():
 
 
 def test_traced_ops_per_iteration():
-    """TF ops one unrolled iteration adds to a traced graph (the SavedModel's): only the
+    """TF ops one unrolled iteration adds to a traced training graph: only the
     iteration's arithmetic, no constants re-made per iteration (the slice bounds, paddings,
     scalars and kernel reads are made once per call). Fused, 43: the 41 operations of
     `test_onnx_nodes_per_iteration`'s image form, with u[0], u[1] as two Gathers whose axis
@@ -191,7 +191,7 @@ def test_traced_ops_per_iteration():
     def ops(fused, iterations):
         layer = RepresentationFlow(3, iterations=iterations, fused=fused)
         layer.build((None, 8, 8, 3))
-        fn = tf.function(lambda x: layer(x), autograph=False,
+        fn = tf.function(lambda x: layer(x, training=True), autograph=False,  # unrolled
                          input_signature=[tf.TensorSpec([None, 8, 8, 3])])
         graph = fn.get_concrete_function().graph
         return collections.Counter(op.type for op in graph.get_operations())
@@ -202,6 +202,46 @@ def test_traced_ops_per_iteration():
     reference = ops(False, 3) - ops(False, 2)
     assert sum(reference.values()) == 71 and reference["Conv2D"] == 8
     assert "Const" not in reference and "ReadVariableOp" not in reference
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_traced_inference_is_one_loop_of_the_same_values(fused):
+    """A traced inference call (the SavedModel's) holds the iterations as one While loop
+    of `ITERATIONS_PER_TRIP` iterations per trip, the remainder unrolled before it: the
+    graph does not grow with the trips, and its output is the eager (unrolled) output."""
+    import tensorflow as tf
+
+    from asn.backends.tensorflow.repflow import ITERATIONS_PER_TRIP, unrolled_iterations
+
+    def traced(iterations, unrolled=False):
+        layer = RepresentationFlow(3, iterations=iterations, fused=fused)
+        layer.build((None, 12, 10, 3))
+        fn = tf.function(lambda x: layer(x, training=False), autograph=False,
+                         input_signature=[tf.TensorSpec([None, 12, 10, 3])])
+        if unrolled:
+            with unrolled_iterations():
+                return layer, fn.get_concrete_function()
+        return layer, fn.get_concrete_function()
+
+    def ops(fn):
+        return [op.type for op in fn.graph.get_operations()]
+
+    def loops(fn):
+        return ops(fn).count("While") + ops(fn).count("StatelessWhile")
+
+    k = ITERATIONS_PER_TRIP
+    assert loops(traced(8 * k)[1]) == 1
+    assert len(ops(traced(8 * k)[1])) == len(ops(traced(16 * k)[1]))
+    # the remainder is unrolled before the loop (the values are checked below)
+    assert loops(traced(8 * k + 3)[1]) == 1
+    assert len(ops(traced(8 * k + 3)[1])) > len(ops(traced(8 * k)[1]))
+    assert loops(traced(8 * k, unrolled=True)[1]) == 0  # tf2onnx's trace
+    assert loops(traced(k + 1)[1]) == 0  # a single trip is not worth a loop
+    layer, fn = traced(8 * k + 3)
+    x = tf.constant(_video(2, 3, 3, 12, 10))
+    eager = layer(x).numpy()
+    np.testing.assert_allclose(fn(x).numpy(), eager, rtol=0, atol=1e-4)
+    assert np.max(np.abs(eager)) > 0.1
 
 
 # The shared harness (layer_harness): shapes (also with the batch unknown), the 16 fixed

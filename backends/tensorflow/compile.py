@@ -392,7 +392,7 @@ def _write_artifacts(model, net: Network, tmp: str, o: CompileOptions, phase,
             art.saved_floats = savedmodel_float_count(art.savedmodel)
     if o.uses_onnx:
         with phase("onnx"):
-            written = export_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch, fn=fn,
+            written = export_onnx(model, net, art.onnx, opset=o.opset, batch=o.batch,
                                   metadata=metadata, model_version=o.serving_version,
                                   writer=o.onnx_writer, check=False)
             art.onnx_sha256 = written.sha256

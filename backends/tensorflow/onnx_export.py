@@ -47,10 +47,10 @@ class OnnxFile:
 
 
 def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
-            batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
+            batch: int | None = None, metadata: dict[str, str] | None = None,
             model_version: int = 1, writer: str = "auto") -> bytes:
     """`export_onnx`'s bytes (also written to ``path`` if given)."""
-    data = export_onnx(model, net, None, opset, batch, fn, metadata, model_version,
+    data = export_onnx(model, net, None, opset, batch, metadata, model_version,
                        writer).data
     assert data is not None  # no path: the bytes come back
     if path is not None:
@@ -60,7 +60,7 @@ def to_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
 
 
 def export_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
-                batch: int | None = None, fn=None, metadata: dict[str, str] | None = None,
+                batch: int | None = None, metadata: dict[str, str] | None = None,
                 model_version: int = 1, writer: str = "auto", check: bool = True) -> OnnxFile:
     """The model's ``logits`` as ONNX, deterministic: written to ``path`` (``data`` is
     then None: the file is never held in memory whole), else returned as ``data``.
@@ -90,7 +90,7 @@ def export_onnx(model, net, path: str | None = None, opset: int = DEFAULT_OPSET,
                 raise CompileError(f"the direct ONNX writer cannot write {exc}") from None
             used = f"tf2onnx (fallback: {exc})"
     if proto is None:
-        proto = _tf2onnx_proto(model, net, opset, batch, fn)
+        proto = _tf2onnx_proto(model, net, opset, batch)
     _describe(proto, net, metadata or {}, model_version)
     # the weights go into the file one tensor at a time (`onnx_stream`): no ModelProto and
     # bytes of the whole model side by side
@@ -121,15 +121,20 @@ def _direct(model, net, opset: int, batch: int | None):
                        constants.OPSET_TO_IR_VERSION[opset])
 
 
-def _tf2onnx_proto(model, net, opset: int, batch: int | None, fn):
-    """tf2onnx's conversion of the serving function, canonical (`_canonicalise`)."""
+def _tf2onnx_proto(model, net, opset: int, batch: int | None):
+    """tf2onnx's conversion of the serving function, canonical (`_canonicalise`).
+
+    Its own trace, with the flow layer's iterations unrolled (`unrolled_iterations`): the
+    SavedModel's trace holds them as a While loop, whose conversion is not deterministic
+    and would not be the direct writer's unrolled form."""
     import tensorflow as tf
     import tf2onnx
 
-    if fn is None:
-        fn, _ = serving_function(model, net, batch)
-    with tf.device("/cpu:0"):
-        proto = _convert(tf2onnx, fn, fn.input_signature, opset)
+    from .repflow import unrolled_iterations
+
+    fn, signature = serving_function(model, net, batch)
+    with tf.device("/cpu:0"), unrolled_iterations():
+        proto = _convert(tf2onnx, fn, signature, opset)
     _canonicalise(proto, net.header.name, layer_scopes(model, net), model.name)
     return proto
 

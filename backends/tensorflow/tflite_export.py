@@ -68,7 +68,7 @@ def _int8_keeping_float_scopes(converter, representative, fp32_path: str | None)
     keep: list[str] = []
     if fp32_path is not None:
         fp32 = Interpreter(model_path=fp32_path)
-        keep = [t["name"] for t in fp32.get_tensor_details()
+        keep = [t["name"] for t in _all_tensor_details(fp32)
                 if any(scope in t["name"] for scope in FLOAT_SCOPES)]
         keep += [t["name"] for t in fp32.get_output_details()]
     with warnings.catch_warnings():
@@ -79,6 +79,18 @@ def _int8_keeping_float_scopes(converter, representative, fp32_path: str | None)
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=representative, debug_options=options)
         return debugger.get_nondebug_quantized_model()
+
+
+def _all_tensor_details(interpreter) -> list[dict]:
+    """Tensors of every subgraph (a loop's body is a subgraph of its own)."""
+    found: list[dict] = []
+    index = 0
+    while True:
+        try:
+            found += interpreter.get_tensor_details(subgraph_index=index)
+        except (ValueError, IndexError, RuntimeError):
+            return found
+        index += 1
 
 
 def tflite_census(path: str) -> dict:
