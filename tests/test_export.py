@@ -274,3 +274,25 @@ def test_cli_compile_tutorial(tmp_path):
     r5 = _asnc("compile", tutorial, "-o", str(out), "--format", "coreml")
     assert r5.returncode == 1
     assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("user_setting", [None, True, False])
+def test_graph_as_stored_restores_the_optimiser_setting(user_setting):
+    """The parity check runs the SavedModel without grappler and leaves TensorFlow's
+    optimiser options as it found them, also when the check raises."""
+    from asn.backends.tensorflow.parity import graph_as_stored
+
+    key = "disable_meta_optimizer"
+    before = tf.config.optimizer.get_experimental_options().get(key, False)
+    try:
+        if user_setting is not None:
+            tf.config.optimizer.set_experimental_options({key: user_setting})
+        expected = tf.config.optimizer.get_experimental_options().get(key, False)
+        with graph_as_stored():
+            assert tf.config.optimizer.get_experimental_options()[key] is True
+        assert tf.config.optimizer.get_experimental_options().get(key, False) == expected
+        with pytest.raises(RuntimeError), graph_as_stored():
+            raise RuntimeError("a failing check")
+        assert tf.config.optimizer.get_experimental_options().get(key, False) == expected
+    finally:
+        tf.config.optimizer.set_experimental_options({key: before})
