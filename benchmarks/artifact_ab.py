@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,16 +62,7 @@ def main(argv=None) -> int:
                 run = make(str(Path(out, name))) if runner == "savedmodel_runner" else \
                     make(str(Path(out, name)), a.threads)
                 contenders[(label, out)] = run
-    for run in contenders.values():  # warm-up
-        run(feeds)
-        run(feeds)
-    times: dict = {k: [] for k in contenders}
-    for _ in range(a.rounds):
-        for key, run in contenders.items():
-            t0 = time.perf_counter()
-            run(feeds)
-            times[key].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = runtimes.interleaved_medians(contenders, feeds, a.rounds)
     print(f"batch 1, {shape[0]} frames {shape[1]}x{shape[2]}; {a.rounds} interleaved rounds, "
           f"threads {a.threads}; {os.cpu_count()} CPUs (shared machine: compare ratios)")
     for i, out in enumerate(a.outputs):

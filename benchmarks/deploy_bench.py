@@ -26,11 +26,9 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from asn.backends.tensorflow.runtimes import (litert_runner, onnxruntime_runner,  # noqa: E402
-                                              openvino_runner, savedmodel_runner)
+from asn.backends.tensorflow.runtimes import (interleaved_medians, litert_runner,  # noqa: E402
+                                              onnxruntime_runner, openvino_runner,
+                                              savedmodel_runner)
 
 CONV = (1, 64, 56, 56, 64, 3)  # batch, c_in, h, w, c_out, k
 
@@ -159,16 +158,7 @@ def main(argv=None) -> int:
     }
     conv, conv_flops = _conv_probe(th)
     every = {**contenders, "conv probe": conv}
-    for run in every.values():  # warm-up
-        run(feeds)
-        run(feeds)
-    times: dict[str, list[float]] = defaultdict(list)
-    for _ in range(a.rounds):
-        for name, run in every.items():
-            t0 = time.perf_counter()
-            run(feeds)
-            times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = interleaved_medians(every, feeds, a.rounds)
     rate = conv_flops / med["conv probe"]
     limit = flops / rate
     base = med["fp32 ONNX, ONNX Runtime"]

@@ -2,20 +2,23 @@
 
 ONNX Runtime (fp32 and QDQ int8 ONNX), OpenVINO (the same ONNX files; it executes QDQ
 models in int8), LiteRT (TFLite files) and the SavedModel in TensorFlow. Each loader takes
-a path and returns a callable; `median_seconds` times any of them the same way.
+a path and returns a callable; `median_seconds` times any of them the same way, and
+`interleaved_medians` several side by side (the benchmarks).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Mapping
+from typing import Callable, TypeVar
 
 import numpy as np
 
 __all__ = ["Runner", "onnxruntime_runner", "openvino_runner", "litert_runner",
-           "savedmodel_runner", "median_seconds", "logits_on_clips"]
+           "savedmodel_runner", "median_seconds", "interleaved_medians", "logits_on_clips"]
 
 Runner = Callable[[dict], np.ndarray]
+K = TypeVar("K")
 
 
 def onnxruntime_runner(path: str, threads: int | None = None) -> Runner:
@@ -72,6 +75,23 @@ def median_seconds(run: Runner, feeds: dict, repeats: int = 5, warmup: int = 1) 
         run(feeds)
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+
+
+def interleaved_medians(runners: Mapping[K, Runner], feeds: dict, rounds: int,
+                        warmup: int = 2) -> dict[K, float]:
+    """Median seconds of each runner over ``rounds`` rounds, each round running every
+    runner once in turn: load from other processes falls on all of them alike, so their
+    ratios hold on a shared machine where absolute times do not."""
+    for run in runners.values():
+        for _ in range(warmup):
+            run(feeds)
+    times: dict[K, list[float]] = {key: [] for key in runners}
+    for _ in range(rounds):
+        for key, run in runners.items():
+            t = time.perf_counter()
+            run(feeds)
+            times[key].append(time.perf_counter() - t)
+    return {key: float(np.median(v)) for key, v in times.items()}
 
 
 def logits_on_clips(run: Runner, clips: np.ndarray, batch: int | None = None) -> np.ndarray:
