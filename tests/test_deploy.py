@@ -365,6 +365,34 @@ def test_tflite_and_openvino_match_tf(searched, deployed):
     assert tfl8["clips"] == 16 and tfl8["top1_agreement"] >= 0.9
 
 
+def test_deploy_checks_reuse_the_parity_checks_tf_logits(searched, deployed, tmp_path):
+    """With the parity check's SavedModel logits handed over, the OpenVINO check compares
+    with them rather than running the SavedModel again; without them it runs it (its graph
+    as stored, as the parity check does)."""
+    import contextlib
+
+    from asn.backends.tensorflow.compile import CompileOptions
+    from asn.backends.tensorflow.deploy import run_deploy_phases
+    from asn.backends.tensorflow.errors import CompileError
+    from asn.backends.tensorflow.parity import random_inputs
+    from asn.backends.tensorflow.runtimes import savedmodel_runner
+
+    net = load(str(searched.learned))
+    o = CompileOptions(verify_with=("openvino",))
+    phase = lambda name: contextlib.nullcontext()  # noqa: E731
+    onnx_path, saved = str(deployed.out / "model.onnx"), str(deployed.out / "saved_model")
+    feeds = random_inputs(net, o.batch or 2, o.seed)
+    right = savedmodel_runner(saved)(feeds)
+    report, _ = run_deploy_phases(saved, onnx_path, net, str(tmp_path), o, phase,
+                                  tf_logits=right)
+    assert report["openvino"]["max_abs_diff"] <= 1e-4
+    with pytest.raises(CompileError, match="TF and OpenVINO disagree"):
+        run_deploy_phases(saved, onnx_path, net, str(tmp_path), o, phase,
+                          tf_logits=right + 1.0)  # used as given: no second SavedModel run
+    report, _ = run_deploy_phases(saved, onnx_path, net, str(tmp_path), o, phase)
+    assert report["openvino"]["max_abs_diff"] <= 1e-4
+
+
 @pytest.mark.parametrize("args, message", [
     (["--quantize", "int8"], "--quantize int8 needs --calibrate DIR"),
     (["--calibrate", "."], "--calibrate needs --quantize int8"),

@@ -293,8 +293,9 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
                     + (" (the ONNX model was written directly: --onnx-writer tf2onnx "
                        "converts it with tf2onnx instead; please report this)"
                        if artifacts.onnx_writer == "direct" else ""))
-        deployed, deploy_sizes = run_deploy_phases(artifacts.savedmodel, artifacts.onnx,
-                                                   final_net, tmp, o, phase)
+        deployed, deploy_sizes = run_deploy_phases(
+            artifacts.savedmodel, artifacts.onnx, final_net, tmp, o, phase,
+            tf_logits=parity.tf_logits if parity is not None else None)
         sizes = artifacts.keep_only(o.formats)
         sizes.update(deploy_sizes)
         serving = None

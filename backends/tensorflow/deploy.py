@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CompileError
-from .parity import random_inputs
+from .parity import graph_as_stored, random_inputs
 
 __all__ = ["ONNX_INT8_NAME", "TFLITE_NAME", "TFLITE_INT8_NAME", "run_deploy_phases",
            "TIMING_REPEATS"]
@@ -50,9 +50,12 @@ def _parity(got: np.ndarray, ref: np.ndarray, tolerance: float, batch: int, what
             "tolerance": tolerance, "ok": ok, "batch": batch, "inputs": "uniform [0, 1)"}
 
 
-def run_deploy_phases(savedmodel: str, onnx_path: str, net, tmp: str, o, phase
+def run_deploy_phases(savedmodel: str, onnx_path: str, net, tmp: str, o, phase,
+                      tf_logits: np.ndarray | None = None
                       ) -> tuple[dict[str, Any], dict[str, int]]:
-    """The asked deployment phases for compile options ``o`` (`compile.CompileOptions`)."""
+    """The asked deployment phases for compile options ``o`` (`compile.CompileOptions`).
+    ``tf_logits``: the SavedModel's logits on the parity check's input (`parity.verify`'s),
+    else the SavedModel is run here when a check needs them."""
     from .runtimes import (litert_runner, logits_on_clips, median_seconds,
                            onnxruntime_runner, openvino_runner, savedmodel_runner)
 
@@ -60,12 +63,13 @@ def run_deploy_phases(savedmodel: str, onnx_path: str, net, tmp: str, o, phase
     sizes: dict[str, int] = {}
     n = o.batch or 2  # as the ONNX parity check: a dynamic batch is checked at 2
     feeds = random_inputs(net, n, o.seed)
-    tf_ref: np.ndarray | None = None
+    tf_ref = tf_logits
 
     def reference() -> np.ndarray:
         nonlocal tf_ref
         if tf_ref is None:
-            tf_ref = savedmodel_runner(savedmodel)(feeds)
+            with graph_as_stored():  # as `verify` runs it
+                tf_ref = savedmodel_runner(savedmodel)(feeds)
         return tf_ref
 
     if "openvino" in o.verify_with:

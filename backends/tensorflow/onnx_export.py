@@ -125,8 +125,9 @@ def _tf2onnx_proto(model, net, opset: int, batch: int | None):
     """tf2onnx's conversion of the serving function, canonical (`_canonicalise`).
 
     Its own trace, with the flow layer's iterations unrolled (`unrolled_iterations`): the
-    SavedModel's trace holds them as a While loop, whose conversion is not deterministic
-    and would not be the direct writer's unrolled form."""
+    SavedModel's trace holds them as a While loop, which tf2onnx's lean and plain
+    conversions turned into different bytes, and which is not the direct writer's
+    unrolled form."""
     import tensorflow as tf
     import tf2onnx
 

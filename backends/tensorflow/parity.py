@@ -6,7 +6,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class Parity:
     tolerance: float = PARITY_TOLERANCE
     tf_seconds: float = 0.0
     onnx_seconds: float = 0.0
+    # the reloaded SavedModel's logits on the check's input (`random_inputs(net, batch,
+    # seed)`): the deployment checks compare with them instead of running it again
+    tf_logits: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -108,4 +111,4 @@ def verify(savedmodel_dir: str, onnx_path: str, net, batch: int | None = None,
     if not np.all(np.isfinite(ref)) or not np.all(np.isfinite(got)):
         diff = float("inf")
     return Parity(diff, float(np.max(np.abs(ref))), n, seed, tolerance, tf_seconds=t1 - t0,
-                  onnx_seconds=t2 - t1)
+                  onnx_seconds=t2 - t1, tf_logits=ref)

@@ -51,13 +51,14 @@ _UNROLLED: contextvars.ContextVar[bool] = contextvars.ContextVar("asnc_repflow_u
 @contextlib.contextmanager
 def unrolled_iterations() -> Iterator[None]:
     """Functions traced inside keep the flow layer's iterations unrolled, as eager and
-    training calls do: tf2onnx's conversion is only deterministic (and its ONNX only the
-    direct writer's unrolled form) without a While loop."""
+    training calls do (tf2onnx's fallback conversion: with a While loop its lean and plain
+    paths gave different bytes, and the direct writer's ONNX is unrolled)."""
     token = _UNROLLED.set(True)
     try:
         yield
     finally:
         _UNROLLED.reset(token)
+
 
 # name -> (kernel shape [kh, kw, in, out], taps). Bottleneck 1 only, so in = out = 1.
 _KERNELS = {
@@ -302,6 +303,7 @@ class RepresentationFlow(keras.layers.Layer):
         u1 = u2 = p11 = p12 = p21 = p22 = zeros
         neg_lt_g, neg_lt_gx, neg_lt_gy = -lt_g, -lt_gx, -lt_gy
         one = c.scalar(1.0)
+
         def iteration(u1, u2, p11, p12, p21, p22):
             rho = rho_c + gx * u1 + gy * u2 + eps
             low = rho < neg_lt_g
