@@ -24,7 +24,7 @@ from .graph import build_graph, node_level, stable_topological_order
 
 __all__ = ["NodeStats", "NetworkStats", "CountRules", "analyse", "analyse_graph", "ShapeError",
            "resize_factor", "peer_candidates", "PeerTable", "fusion_target", "stem_width",
-           "FLOW_PARAMS", "LITE_STEM_WIDTH", "LITE_HEAD_WIDTHS"]
+           "FLOW_PARAMS", "LITE_STEM_WIDTH", "LITE_HEAD_WIDTHS", "centre_tap_only"]
 
 FLOW_PARAMS = 16  # fixed difference kernels (14 values) + lambda + tau, all non-trainable
 FLOW_FLOPS_PER_PIXEL = 96  # per iteration, per frame pair: differences, divergence, updates
@@ -49,10 +49,13 @@ class CountRules:
     Attributes:
         batchnorm_as_bias: a batch norm of C channels is C conv biases (not 4C values).
         edge_weight_variables: a multi-input sum block holds its k connection logits.
+        padding_taps: a temporal conv whose dilation is at least the clip's frames keeps
+            its off-centre taps, which read only zero padding (False: its centre tap only).
     """
 
     batchnorm_as_bias: bool = False
     edge_weight_variables: bool = True
+    padding_taps: bool = True
 
 
 @dataclass
@@ -200,10 +203,18 @@ def peer_candidates(g: nx.DiGraph, block: str) -> list[str]:
     return PeerTable(g)(block)
 
 
+def centre_tap_only(dilation: int, frames: int) -> bool:
+    """Whether a temporal conv of kernel 3, dilation ``dilation``, SAME over ``frames``
+    frames reads real frames with its centre tap only: frame t's other taps are t-d and
+    t+d, both outside 0..T-1 for every t exactly when d >= T."""
+    return dilation >= frames
+
+
 def _bottleneck(c: Count, c_in: int, filters: int, inter: int, units: int, stride: int,
-                t: int, h: int, w: int, three_d: bool) -> tuple[int, int]:
+                t: int, h: int, w: int, three_d: bool, dilation: int = 1) -> tuple[int, int]:
     """A (2+1)D (or 3-D) bottleneck block group; returns the output (h, w)."""
     out_c = 4 * filters
+    taps = 3 if c.rules.padding_taps or not centre_tap_only(dilation, t) else 1
     ho, wo = _ceil(h, stride), _ceil(w, stride)
     pos_in, pos_out = t * h * w, t * ho * wo
     # unit 0's projection shortcut: 1x1, stride s, to 4F
@@ -212,7 +223,7 @@ def _bottleneck(c: Count, c_in: int, filters: int, inter: int, units: int, strid
         cin = c_in if i == 0 else out_c
         first_pos = pos_in if i == 0 else pos_out
         if i % 2 == 1 and not three_d:
-            c.conv(3, cin, filters, first_pos).bn(filters)  # temporal conv, kernel 3
+            c.conv(taps, cin, filters, first_pos).bn(filters)  # temporal conv, kernel 3
         else:
             c.conv(1, cin, filters, first_pos).bn(filters)
         c.conv(27 if three_d else 9, filters, inter, pos_out).bn(inter)
@@ -333,7 +344,7 @@ def _analyse_graph(g: nx.DiGraph, rules: CountRules) -> NetworkStats:
         L = ir.level
         if ir.module in ("bottleneck", "bottleneck3d"):
             ho, wo = _bottleneck(bc, c_in, ir.filters, INTER_CHANNELS[L], units[L], ir.stride, T,
-                                 h_min, w_min, ir.module == "bottleneck3d")
+                                 h_min, w_min, ir.module == "bottleneck3d", ir.dilation)
             c_out = 4 * ir.filters
         elif ir.module == "lite":
             ho, wo = _inverted_bottleneck(bc, c_in, ir.filters, units[L], ir.stride, T, h_min,

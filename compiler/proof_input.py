@@ -15,8 +15,9 @@ size every window op of the network has the same kernel, stride and padding and 
 exactly the same set of classes as at the compile size, every case in which a rewrite
 could be wrong at the compile size occurs in the proof too, and a proof on random inputs
 sees it. Frames and batch are kept as they are (temporal convolutions and the batch axis
-are not reduced), and 1x1 convolutions, global pools, attention (spatial means) and dense
-layers have no spatial classes.
+are not reduced; `drop-padding-taps` depends on the frames, and the proof has the same),
+and 1x1 convolutions, global pools, attention (spatial means) and dense layers have no
+spatial classes.
 
 Example: AssembleNet-50 at 224x224 is proved at 96x96, where each of its 5 stride-2 levels
 has the same parity (so the same SAME paddings) and even the last level (3x3 instead of

@@ -44,8 +44,8 @@ def _opt_total(path, level: int) -> int:
     return int(total.group(1).replace(",", ""))
 
 
-def _stats_total(path, level: int) -> int:
-    r = _asnc("stats", path, "-O", level, "--json")
+def _stats_total(path, level: int, *options) -> int:
+    r = _asnc("stats", path, "-O", level, "--json", *options)
     assert r.code == 0, r.stderr
     return json.loads(r.stdout)["params"]["total"]
 
@@ -75,15 +75,34 @@ def test_opt_and_stats_agree(name, level):
 @pytest.mark.tf
 @pytest.mark.parametrize("name", NAMES)
 def test_compile_summary_agrees(name, tmp_path):
-    """The compile (2 frames of 32x32: counts do not depend on the input size) prints the
-    `stats -O1` count; it also checks the built model against it and fails otherwise."""
+    """The compile (2 frames of 32x32: counts do not depend on the spatial size; the frames
+    decide where `drop-padding-taps` applies) prints the `stats -O1` count at those frames;
+    it also checks the built model against it and fails otherwise."""
     path = EXAMPLES / f"{name}.asn"
     r = _asnc("compile", path, "-o", tmp_path / "out", "--frames", 2, "--size", 32, 32,
               "--format", "savedmodel", "--no-verify")
     assert r.code == 0, r.stderr
     line = re.search(r"parameters\s+([\d,]+) \(", r.stdout)
     assert line, r.stdout
-    assert int(line.group(1).replace(",", "")) == _stats_total(path, 1)
+    assert int(line.group(1).replace(",", "")) == _stats_total(path, 1, "--frames", 2)
     assert "= asnc stats -O1" in r.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["params"]["count_params"] == report["params"]["savedmodel_floats"]
+
+
+@pytest.mark.parametrize("frames", [2, 4, 8])
+def test_drop_padding_taps_count(frames):
+    """At T frames, every (2+1)D block of dilation d >= T keeps one of its 3 temporal taps:
+    each temporal conv (units 1, 3, ...: 4F inputs, F outputs) loses 2 * 4F * F weights.
+    AssembleNet-50's -O1 count at T frames is its count at 32 frames (no dilation reaches
+    32: the pass does not apply) less those, summed by hand from the file."""
+    path = EXAMPLES / "assemblenet50.asn"
+    net = load(str(path))
+    units = net.header.units
+    dropped = sum(units[b.level] // 2 * 2 * 4 * b.filters * b.filters
+                  for b in net.nodes if b.kind == "block" and b.dilation >= frames)
+    assert (dropped > 0) == (frames < 8)  # its largest dilation is 4
+    assert max(b.dilation for b in net.nodes if b.kind == "block") < 32
+    full = _stats_total(path, 1, "--frames", 32)
+    assert _stats_total(path, 1, "--frames", frames) == full - dropped
+    assert _stats_total(path, 0, "--frames", frames) == _stats_total(path, 0)  # -O0: as built

@@ -318,8 +318,10 @@ def test_o0_is_identity_and_levels():
     out2, r2 = run_pipeline(net, level=2)
     assert [r.name for r in r2 if not r.backend] == ["dead-node-elimination", "prune-edges"]
     assert r2.backend_passes == [r.name for r in r2 if r.backend and r.applied]
-    assert set(r2.backend_passes_skipped) == {"fold-edge-weights"}
+    assert set(r2.backend_passes_skipped) == {"fold-edge-weights", "drop-padding-taps"}
     assert "attention" in r2.backend_passes_skipped["fold-edge-weights"]
+    # its largest dilation (8) is below its 32 frames: every temporal tap reads a frame
+    assert "32 frames" in r2.backend_passes_skipped["drop-padding-taps"]
     assert analyse(out2).total < analyse(net).total
     out3, _ = run_pipeline(net, level=1, prune_threshold=0.2)  # a threshold enables pruning
     assert out3 == out2

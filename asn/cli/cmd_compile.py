@@ -75,7 +75,8 @@ def compile_cmd(
                                "output)."),
     level: int = typer.Option(1, "-O", min=0, max=2, help="0: as written (the reference "
                               "form); 1: exact passes (dead-node elimination, repflow-slices, "
-                              "fold-batchnorm, fold-edge-weights), each proved on random "
+                              "fold-batchnorm, fold-edge-weights, drop-padding-taps), each "
+                              "proved on random "
                               "inputs; 2: also edge pruning (its deviation is reported)."),
     passes_opt: Optional[List[str]] = PassesOpt,
     disable: Optional[List[str]] = DisablePassOpt,

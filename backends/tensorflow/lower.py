@@ -168,6 +168,7 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
     slices = form.has("repflow-slices")
     fold = form.has("fold-batchnorm")
     fold_edges = form.has("fold-edge-weights")
+    centre_taps = form.has("drop-padding-taps")
     if fold_edges and edge_fold is None:
         raise ValueError("the fold-edge-weights form needs the edge_fold plan")
 
@@ -276,7 +277,7 @@ def lower(net: Network, *, form: LoweringForm, seed: int = 0, batch: int | None 
             block = BottleneckBlock(ir.filters, INTER_CHANNELS[L], units[L], ir.dilation,
                                     ir.stride, T,
                                     temporal="3d" if ir.module == "bottleneck3d" else "2plus1d",
-                                    seed=s, name=name, **bn)
+                                    centre_taps=centre_taps, seed=s, name=name, **bn)
         elif ir.module == "lite":
             block = InvertedBottleneckBlock(tuple(ir.filters), units[L], ir.dilation, ir.stride,
                                             T, seed=s, name=name, **bn)

@@ -3,7 +3,7 @@ the static counts. The rewrites themselves are `asn.backends.tensorflow.rewrites
 (the pass name with `_` for `-`); the compile proves each one on random inputs.
 
 Pipeline order is registration order: `repflow-slices`, `fold-batchnorm`,
-`fold-edge-weights`.
+`fold-edge-weights`, `drop-padding-taps`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import replace
 
 import networkx as nx
 
-from ..analysis import CountRules
+from ..analysis import CountRules, centre_tap_only
 from .edgefold import edge_fold_blocker
 from .registry import backend_pass
 
-__all__ = ["RepflowSlices", "FoldBatchnorm", "FoldEdgeWeights"]
+__all__ = ["RepflowSlices", "FoldBatchnorm", "FoldEdgeWeights", "DropPaddingTaps",
+           "padding_tap_blocks"]
 
 
 @backend_pass("repflow-slices", opt_level=1, exact=True)
@@ -54,3 +55,33 @@ class FoldEdgeWeights:
 
     def counting(self, rules: CountRules) -> CountRules:
         return replace(rules, edge_weight_variables=False)  # the logits become constants
+
+
+def padding_tap_blocks(g: nx.DiGraph) -> list[str]:
+    """The blocks whose temporal convs read real frames with their centre tap only: the
+    (2+1)D bottleneck blocks of at least two units (unit 1 holds the first temporal conv)
+    whose dilation is at least the clip's frames (`analysis.centre_tap_only`)."""
+    hdr = g.graph["network"]
+    units = hdr.units
+    found = []
+    for n in g.nodes:
+        ir = g.nodes[n]["ir"]
+        if (getattr(ir, "kind", None) == "block" and ir.module == "bottleneck"
+                and units[ir.level] >= 2 and centre_tap_only(ir.dilation, hdr.frames)):
+            found.append(n)
+    return found
+
+
+@backend_pass("drop-padding-taps", opt_level=1, exact=True)
+class DropPaddingTaps:
+    """temporal convs whose dilation is at least the clip's frames become their centre tap,
+    a pointwise conv: their other taps read only zero padding (backend)"""
+
+    def blocker(self, g: nx.DiGraph) -> str | None:
+        if padding_tap_blocks(g):
+            return None
+        return (f"no temporal conv has a dilation of at least the clip's "
+                f"{g.graph['network'].frames} frames")
+
+    def counting(self, rules: CountRules) -> CountRules:
+        return replace(rules, padding_taps=False)  # 3 taps become 1

@@ -5,11 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from ....compiler.analysis import centre_tap_only
 from .bn_options import BatchNormOptions, apply_bn, build_chain
 from .conv import (
     Conv3x3x3,
     FixedPaddingConv2D,
     TemporalConv,
+    check_bool,
     check_int,
     check_seed,
     derive_seed,
@@ -59,6 +61,9 @@ class BottleneckBlock(BatchNormOptions, keras.layers.Layer):
         seed: base seed; every conv gets a distinct derived seed.
         bn_momentum, bn_epsilon, fold_bn: batch-norm settings (``BatchNormOptions``); with
             ``fold_bn``, the inference form of `fold-batchnorm`.
+        centre_taps: the form of `drop-padding-taps`: where ``dilation >= frames`` (every
+            off-centre tap reads zero padding) the temporal convs hold their centre tap only
+            (kernel 1, ``4F^2`` instead of ``12F^2``); else no change.
 
     Input shape: folded ``[B*T, h, w, c]``.
     Output shape: ``[B*T, ceil(h/s), ceil(w/s), 4F]``.
@@ -77,6 +82,7 @@ class BottleneckBlock(BatchNormOptions, keras.layers.Layer):
         bn_momentum=0.99,
         bn_epsilon=1e-5,
         fold_bn=False,
+        centre_taps=False,
         **kwargs,
     ):
         super().__init__(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, fold_bn=fold_bn,
@@ -91,6 +97,8 @@ class BottleneckBlock(BatchNormOptions, keras.layers.Layer):
             raise ValueError(f"`temporal` must be one of {TEMPORAL_MODES}, got {temporal!r}")
         self.temporal = temporal
         self.seed = check_seed(seed)
+        self.centre_taps = check_bool("centre_taps", centre_taps)
+        taps = 1 if centre_taps and centre_tap_only(self.dilation, self.frames) else 3
 
         out = 4 * filters
         fold = self.fold_bn
@@ -106,7 +114,7 @@ class BottleneckBlock(BatchNormOptions, keras.layers.Layer):
             if temporal == "2plus1d" and i % 2 == 1:
                 first = TemporalConv(
                     filters,
-                    3,
+                    taps,
                     frames,
                     dilation=dilation,
                     seed=derive_seed(seed, k),
@@ -205,6 +213,7 @@ class BottleneckBlock(BatchNormOptions, keras.layers.Layer):
             frames=self.frames,
             temporal=self.temporal,
             seed=self.seed,
+            centre_taps=self.centre_taps,
             **self.bn_config(),
         )
         return config

@@ -7,7 +7,10 @@ fold back. No conv has a bias (SEMANTICS.md, "Padding rules").
 
 from __future__ import annotations
 
+import contextlib
 import math
+
+import numpy as np
 
 import keras
 from keras import ops
@@ -235,9 +238,41 @@ class TemporalConv(keras.layers.Layer):
 
     def call(self, x):
         _, h, w, channels = x.shape
+        if self.kernel_size == 1:  # one tap mixes channels only: no frames to unfold
+            return with_bias(ops.conv(x, self.kernel, strides=1, padding="valid"), self.bias)
         y = ops.reshape(x, (-1, self.frames, h * w, channels))
         y = ops.conv(y, self.kernel, strides=1, padding="same", dilation_rate=(self.dilation, 1))
         return with_bias(ops.reshape(y, (-1, h, w, self.filters)), self.bias)
+
+    def keep_centre_tap(self) -> None:
+        """Become the centre tap alone (kernel 1) in place, for `drop-padding-taps`: where
+        ``dilation >= frames`` the other taps read only zero padding, so this computes the
+        same values. The kernel (and bias) are replaced by new variables of the same paths,
+        in the same order, so the model's weights keep their names."""
+        if self.kernel_size == 1:
+            return
+        if self.dilation < self.frames:
+            raise ValueError(f"{self.name}: dilation {self.dilation} < {self.frames} frames, "
+                             "its off-centre taps read real frames")
+        old = [v for v in (self.kernel, self.bias) if v is not None]
+        values = [np.asarray(v.numpy()) for v in old]
+        centre = self.kernel_size // 2
+        values[0] = np.ascontiguousarray(values[0][centre:centre + 1])
+        scope = self.kernel.path.rsplit("/", 2)[0] if self.kernel.path.count("/") > 1 else None
+        for v in old:
+            self._untrack_variable(v)
+        self.kernel_size = 1
+        self._tracker.unlock()
+        try:
+            with keras.name_scope(scope) if scope else contextlib.nullcontext():
+                new = [self.add_weight(name=v.name, shape=x.shape, initializer="zeros",
+                                       trainable=v.trainable) for v, x in zip(old, values)]
+            self.kernel = new[0]
+            self.bias = new[1] if self.bias is not None else None
+        finally:
+            self._tracker.lock()
+        for v, x in zip(new, values):
+            v.assign(x)
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:3], self.filters)

@@ -40,7 +40,8 @@ def _after(g: Graph, y: str, bn, relu: bool) -> str:
 
 def temporal_conv(g: Graph, conv: TemporalConv, x: str, shape, bn=None,
                   relu: bool = False) -> str:
-    """`TemporalConv` (then ``bn`` and a ReLU if given): unfold to ``[B, C, T, h*w]``, a
+    """`TemporalConv` (then ``bn`` and a ReLU if given). One tap: a 1x1 Conv as it is.
+    Else: unfold to ``[B, C, T, h*w]``, a
     ``(k, 1)`` Conv with dilation ``(d, 1)`` and ``(k-1)*d/2`` zero frames each side
     (SAME), fold back.
 
@@ -53,6 +54,10 @@ def temporal_conv(g: Graph, conv: TemporalConv, x: str, shape, bn=None,
     Runtime fuses a batch norm into its Conv."""
     _, h, w, c = shape
     t, k, d, f = conv.frames, conv.kernel_size, conv.dilation, conv.filters
+    if k == 1:  # one tap (`drop-padding-taps`): a pointwise conv on the folded clip
+        kernel = g.weight(conv.kernel.numpy().transpose(3, 2, 0, 1), conv.kernel.path)
+        return _after(g, g.op("Conv", [x, kernel, *_bias(g, conv)], kernel_shape=[1, 1]),
+                      bn, relu)
     y = g.transpose(g.reshape(g.transpose(x, [0, 2, 3, 1]), [-1, t, h * w, c]), [0, 3, 1, 2])
     kernel = g.weight(conv.kernel.numpy().transpose(3, 2, 0, 1), conv.kernel.path)
     p = (k - 1) * d // 2
