@@ -89,6 +89,27 @@ def test_fold_batchnorm_per_layer(kind):
     assert ref.count_params() - folded.count_params() == 3 * bn_values // 4
 
 
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_fold_in_place_is_the_folded_twin(kind):
+    """`fold_in_place` turns the reference layer into exactly the layer built with
+    ``fold_bn=True`` and folded from it (`load_folded`): the same weights by path, shape,
+    order and value, the same configuration, no batch norm left, the same output."""
+    from asn.backends.tensorflow.layers.folding import fold_in_place
+
+    x, ref, twin = _twins(kind, True, 3)
+    n = load_folded(twin, ref)
+    want = twin(x, training=False).numpy()
+    assert fold_in_place(ref) == n > 0
+    assert [(v.path, tuple(v.shape)) for v in ref.weights] == \
+        [(v.path, tuple(v.shape)) for v in twin.weights]
+    for a, b in zip(ref.weights, twin.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert ref.get_config() == twin.get_config() and bn_count(ref) == 0
+    assert not any(isinstance(s, keras.layers.BatchNormalization)
+                   for s in ref._flatten_layers(include_self=False, recursive=True))
+    np.testing.assert_array_equal(ref(x, training=False).numpy(), want)
+
+
 @pytest.mark.parametrize("kind,fold", [("bottleneck", False), ("bottleneck", True),
                                        ("bottleneck3d", True), ("rgb_stem", False),
                                        ("flow_stem", True)])

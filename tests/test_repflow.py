@@ -370,3 +370,35 @@ def test_constructor_errors(kwargs, name):
 def test_needs_static_spatial_size():
     with pytest.raises(ValueError, match="static H and W"):
         RepresentationFlow(3).build((None, None, 8, 3))
+
+
+def test_memoised_outputs_reuse_only_an_identical_call():
+    """Inside `memoised_outputs`, an eager inference call returns the remembered output only
+    where the form, the fixed values and every input value are the same; otherwise, and
+    outside, it computes (the output a fresh layer computes, bit for bit)."""
+    from asn.backends.tensorflow import repflow
+
+    rng = np.random.default_rng(4)
+    x = rng.random((4, 12, 10, 3), dtype=np.float32)
+    layer = RepresentationFlow(2, iterations=3, fused=True)
+    plain = np.asarray(layer(x))
+    assert layer(x) is not layer(x)  # no memo outside
+    with repflow.memoised_outputs():
+        first = layer(tf.constant(x))
+        assert layer(tf.constant(x.copy())) is first  # the same values: remembered
+        np.testing.assert_array_equal(np.asarray(first), plain)
+        other = x.copy()
+        other[3, 11, 9, 2] += 1.0  # one value differs: computed again
+        changed = layer(other)
+        assert changed is not first
+        np.testing.assert_array_equal(np.asarray(changed),
+                                      np.asarray(RepresentationFlow(2, 3, fused=True)(other)))
+        layer.fused = False  # another form: computed again
+        assert layer(x) is not first
+        layer.fused = True
+        layer.tau.assign(0.5)  # another fixed value: computed again
+        assert layer(x) is not first
+        layer.tau.assign(repflow.TAU)
+        assert layer(x) is first
+        assert layer(x, training=True) is not first  # training never reads the memo
+    assert layer(x) is not first

@@ -45,6 +45,7 @@ from .outdir import (DEFAULT_FORMATS, FORMATS, MARKER, ONNX_NAME, REPORT_NAME,
 from .calibration import DEFAULT_CALIBRATION_CLIPS, DEFAULT_HELD_OUT_CLIPS
 from .deploy import run_deploy_phases
 from .parity import PARITY_TOLERANCE, Parity, check_onnx_file, random_inputs, verify
+from . import repflow
 from .proofs import (PROOF_TOLERANCE, Handover, PassProofError, apply_backend_passes,
                      prove_graph_passes, rebuild_at)
 from .savedmodel import savedmodel_float_count, serving_function, write_savedmodel
@@ -246,17 +247,19 @@ def compile_network(net: Network, out: str, options: CompileOptions = CompileOpt
                 feeds = random_inputs(at_proof(net), o.batch or PROOF_BATCH, o.seed)
                 stages = [(name, at_proof(stage)) for name, stage in optimised.stages]
                 try:
-                    # handed over, not kept: each model is freed once the next is proved
-                    chain = Handover(lowered)
-                    del lowered
-                    graph_done, proofs, logits = prove_graph_passes(
-                        chain, stages, feeds, seed=o.seed, batch=o.batch,
-                        tolerance=o.proof_tolerance)
-                    chain = Handover(graph_done)
-                    del graph_done
-                    lowered, backend_proofs = apply_backend_passes(
-                        at_proof(final_net), chain, optimised.form, feeds, seed=o.seed,
-                        batch=o.batch, tolerance=o.proof_tolerance, before=logits)
+                    # the flow layer runs once per form: every proof uses the same clips
+                    with repflow.memoised_outputs():
+                        # handed over, not kept: each model is freed once the next is proved
+                        chain = Handover(lowered)
+                        del lowered
+                        graph_done, proofs, logits = prove_graph_passes(
+                            chain, stages, feeds, seed=o.seed, batch=o.batch,
+                            tolerance=o.proof_tolerance)
+                        chain = Handover(graph_done)
+                        del graph_done
+                        lowered, backend_proofs = apply_backend_passes(
+                            at_proof(final_net), chain, optimised.form, feeds, seed=o.seed,
+                            batch=o.batch, tolerance=o.proof_tolerance, before=logits)
                 except PassProofError as exc:
                     raise CompileError(str(exc)) from None
                 proofs += backend_proofs

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 from collections.abc import Iterator
 
 import keras
@@ -46,6 +47,26 @@ ITERATIONS_PER_TRIP = 5
 # Set while tracing a graph whose iterations must stay unrolled (`unrolled_iterations`).
 _UNROLLED: contextvars.ContextVar[bool] = contextvars.ContextVar("asnc_repflow_unrolled",
                                                                  default=False)
+
+
+# The outputs remembered while `memoised_outputs` is active (None: not active).
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("asnc_repflow_memo",
+                                                                   default=None)
+
+
+@contextlib.contextmanager
+def memoised_outputs() -> Iterator[None]:
+    """Inside, an eager inference call of a flow layer whose form, fixed values and input
+    equal an earlier call's (the input compared value for value) returns that call's output
+    instead of running the iterations again. The compile's proofs run every model on the
+    same clips, and no pass after `repflow-slices` changes the flow layer, which is most of
+    the ops of an eager forward pass (AssembleNet-50 at 4x64x64, batch 2: 0.2 s of slices,
+    0.55 s in the reference form, a forward pass in all about 0.7-1 s)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
 
 
 @contextlib.contextmanager
@@ -258,6 +279,28 @@ class RepresentationFlow(keras.layers.Layer):
 
     # --- forward -----------------------------------------------------------------------------
     def call(self, inputs, training=None):
+        memo = _MEMO.get()
+        if memo is None or training or not tf.executing_eagerly():
+            return self._flow(inputs, training)
+        x = np.asarray(inputs)
+        key = self._memo_key(x)
+        hit = memo.get(key)
+        if hit is not None and np.array_equal(hit[0], x):
+            return hit[1]
+        out = self._flow(inputs, training)
+        memo[key] = (x.copy(), out)
+        return out
+
+    def _memo_key(self, x: np.ndarray) -> tuple:
+        """Everything the output depends on: the form, the 16 fixed values and the input."""
+        digest = hashlib.blake2b(digest_size=16)
+        for v in self.weights:
+            digest.update(np.asarray(v.numpy(), np.float32).tobytes())
+        digest.update(np.ascontiguousarray(x).tobytes())
+        return (self.fused, self.iterations, self.frames, self.bottleneck, x.shape, str(x.dtype),
+                digest.hexdigest())
+
+    def _flow(self, inputs, training=None):
         t = self.frames
         # Eager, in training and under `unrolled_iterations`, the iterations are unrolled as
         # in the reference; a traced inference graph (the SavedModel's) holds them as one

@@ -109,6 +109,16 @@ def batch_norm(name: str, momentum: float = 0.99, epsilon: float = 1e-5, zero_ga
     )
 
 
+@contextlib.contextmanager
+def parent_scope(variable):
+    """The name scopes ``variable``'s layer was built in: a weight its layer adds inside
+    gets the path it would have had from the layer's build (``<scopes>/<layer>/<name>``)."""
+    with contextlib.ExitStack() as stack:
+        for part in variable.path.split("/")[:-2]:
+            stack.enter_context(keras.name_scope(part, deduplicate=False))
+        yield
+
+
 def add_bias(layer, filters: int):
     """The per-channel bias of a conv built with ``use_bias`` (a folded batch norm), else None."""
     if not layer.use_bias:
@@ -258,13 +268,13 @@ class TemporalConv(keras.layers.Layer):
         values = [np.asarray(v.numpy()) for v in old]
         centre = self.kernel_size // 2
         values[0] = np.ascontiguousarray(values[0][centre:centre + 1])
-        scope = self.kernel.path.rsplit("/", 2)[0] if self.kernel.path.count("/") > 1 else None
+        scope = parent_scope(self.kernel)
         for v in old:
             self._untrack_variable(v)
         self.kernel_size = 1
         self._tracker.unlock()
         try:
-            with keras.name_scope(scope) if scope else contextlib.nullcontext():
+            with scope:
                 new = [self.add_weight(name=v.name, shape=x.shape, initializer="zeros",
                                        trainable=v.trainable) for v, x in zip(old, values)]
             self.kernel = new[0]

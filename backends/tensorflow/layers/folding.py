@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fold_pair", "load_folded", "copy_matching", "transfer_by_name", "scale_output",
-           "scale_kernel", "bn_count"]
+__all__ = ["fold_pair", "folded_values", "fold_in_place", "load_folded", "copy_matching",
+           "transfer_by_name", "scale_output", "scale_kernel", "bn_count"]
 
 
 def _get(v) -> np.ndarray:
@@ -28,8 +28,8 @@ def _set(v, value: np.ndarray) -> None:
     v.assign(value.astype(np.float32))
 
 
-def fold_pair(new_conv, ref_conv, ref_bn) -> None:
-    """Give ``new_conv`` (built with a bias) the function of ``ref_conv`` then ``ref_bn``."""
+def folded_values(ref_conv, ref_bn) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel and bias (float64) of ``ref_conv`` then ``ref_bn`` as one conv."""
     kernel = _get(ref_conv.kernel)
     ref_bias = getattr(ref_conv, "bias", None)
     bias = _get(ref_bias) if ref_bias is not None else np.zeros(kernel.shape[-1])
@@ -39,6 +39,12 @@ def fold_pair(new_conv, ref_conv, ref_bn) -> None:
         a = _get(ref_bn.gamma) / np.sqrt(_get(ref_bn.moving_variance) + float(ref_bn.epsilon))
         kernel = kernel * a
         bias = (bias - _get(ref_bn.moving_mean)) * a + _get(ref_bn.beta)
+    return kernel, bias
+
+
+def fold_pair(new_conv, ref_conv, ref_bn) -> None:
+    """Give ``new_conv`` (built with a bias) the function of ``ref_conv`` then ``ref_bn``."""
+    kernel, bias = folded_values(ref_conv, ref_bn)
     if new_conv.kernel.shape != kernel.shape:
         raise ValueError(f"{new_conv.name}: kernel {tuple(new_conv.kernel.shape)} cannot take "
                          f"{ref_conv.name}'s {kernel.shape}")
@@ -66,6 +72,72 @@ def load_folded(new_layer, ref_layer) -> int:
         done.update(id(v) for v in conv.weights)
     copy_matching(new_layer, ref_layer, skip=done)
     return folded
+
+
+def fold_in_place(layer) -> int:
+    """Turn ``layer`` (built with ``fold_bn=False``) into its ``fold_bn=True`` form in place,
+    the same values as `load_folded` gives the twin: each conv takes its batch norm (a bias
+    is added where it has none, named and ordered as a conv built with one), the batch
+    norms leave the layer and its sublayers (their attributes, lists and dicts hold None,
+    as in that form), and every `BatchNormOptions` layer inside says ``fold_bn``. No model
+    is built, so a compile pays for the batch norms' numbers only. Returns the batch norms
+    folded."""
+    from .bn_options import BatchNormOptions
+
+    if layer.fold_bn:
+        raise ValueError(f"{layer.name}: already folded")
+    folded = []
+    for conv, bn in layer.conv_bn_pairs():
+        kernel, bias = folded_values(conv, bn)
+        if getattr(conv, "bias", None) is None:
+            _add_bias(conv, bias.shape)
+        _set(conv.kernel, kernel)
+        _set(conv.bias, bias)
+        if bn is not None:
+            folded.append(bn)
+    gone = {id(bn) for bn in folded}
+    for sub in layer._flatten_layers(include_self=True, recursive=True):
+        _drop_from(sub, gone, folded)
+        if isinstance(sub, BatchNormOptions):
+            sub.fold_bn = True
+    return len(folded)
+
+
+def _add_bias(conv, shape) -> None:
+    """A zero ``bias`` variable on a built conv, with the path it would have had from its
+    build: ``<the kernel's scope>/bias``, after the kernel."""
+    from .conv import parent_scope
+
+    conv._tracker.unlock()
+    try:
+        with parent_scope(conv.kernel):
+            bias = conv.add_weight(name="bias", shape=tuple(shape), initializer="zeros")
+        conv.bias = bias
+        conv.use_bias = True
+    finally:
+        conv._tracker.lock()
+
+
+def _drop_from(layer, gone: set[int], layers: list) -> None:
+    """Replace every reference of ``layer`` to one of ``layers`` (ids in ``gone``) by None:
+    attributes, and items of its (tracked) lists, of dicts in them, and of its dicts."""
+    def clear(container):
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, value in list(items):
+            if id(value) in gone:
+                container[key] = None
+            elif isinstance(value, (list, dict)):
+                clear(value)
+
+    for name, value in list(vars(layer).items()):
+        if name.startswith("_"):
+            continue
+        if id(value) in gone:
+            object.__setattr__(layer, name, None)
+        elif isinstance(value, (list, dict)):
+            clear(value)
+    for bn in layers:
+        layer._tracker.untrack(bn)
 
 
 def _relative_path(v, layer) -> str:

@@ -6,8 +6,11 @@ named like the pass, `-` written `_` (`fold-batchnorm` -> `fold_batchnorm.py`). 
 takes a `RewriteStep` (the model before the pass, and the form that includes the pass) and
 returns the model after it, with its weights, plus a JSON-able detail for the report. It
 lowers the new form with ``placeholder=True`` (no random draws: it sets every weight itself,
-and fails where one has no source), or changes the model it was handed in place where only
-a layer's form changes (`repflow_slices`); `proofs.apply_backend_passes` proves every one on
+and fails where one has no source; `fold_edge_weights`, whose fusions change class), or
+changes the model it was handed in place where the layers stay and only their form and
+weights change (`repflow_slices`, `fold_batchnorm`, `drop_padding_taps`: no model built,
+the weights named and ordered as in the form built anew); `proofs.apply_backend_passes`
+proves every one on
 random inputs, by a forward pass of the whole model unless the rewrite has shown on those
 inputs that the logits are bit for bit the same (`SAME_LOGITS`).
 Adding a pass: its TF-free class in `compiler/passes/backend.py`, its module here, tests.

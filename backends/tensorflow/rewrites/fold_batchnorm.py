@@ -1,26 +1,26 @@
 """`fold-batchnorm`: every inference batch norm becomes the bias of the conv before it.
 
-Layers built in this form (`fold_bn=True`) list their `(conv, None)` pairs in the order the
-reference form lists its `(conv, batch norm)` pairs; `layers.folding.load_folded` folds
-each pair (the formula is in that module's docstring).
+The model before the pass changes in place (`layers.folding.fold_in_place`, the formula is
+in that module's docstring): each layer that has batch norms takes the form it is built in
+with ``fold_bn=True`` (its convs with a bias, no batch norm), with the same layers, weight
+names and weight order as that form built anew; no second model is built.
 """
 
 from __future__ import annotations
 
-from ..layers.folding import bn_count, copy_matching, load_folded
-from ..lower import lower
+import dataclasses
+
+from ..layers.bn_options import BatchNormOptions
+from ..layers.folding import bn_count, fold_in_place
 from . import RewriteStep
 
 
 def rewrite(step: RewriteStep):
-    new = lower(step.net, seed=step.seed, batch=step.batch, form=step.form, placeholder=True)
-    old = {layer.name: layer for layer in step.current.model.layers}
+    model = step.current.model
     folded = 0
-    for layer in new.model.layers:
-        ref = old[layer.name]
-        if getattr(layer, "fold_bn", False):
-            folded += load_folded(layer, ref)
-        elif layer.weights:
-            copy_matching(layer, ref)
-    left = sum(bn_count(layer) for layer in new.model.layers)
+    for layer in model.layers:
+        if isinstance(layer, BatchNormOptions) and not layer.fold_bn:
+            folded += fold_in_place(layer)
+    left = sum(bn_count(layer) for layer in model.layers)
+    new = dataclasses.replace(step.current, form=step.form)
     return new, {"batch_norms_folded": folded, "batch_norms_left": left}
