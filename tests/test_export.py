@@ -31,8 +31,10 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("tf2onnx")
 
+from _onnx_graph import dead_nodes  # noqa: E402
 from _tfnets import (ATTENTION_NET, example, parse, randomise, video,  # noqa: E402
                      with_header)
 from conftest import EXAMPLES, ROOT  # noqa: E402
@@ -55,6 +57,7 @@ def _parity(net, batch=2, seed=0):
     randomise(model, seed=seed)
     fn, _ = serving_function(model, net)
     data = to_onnx(model, net)  # unrolled flow iterations; fn's trace has a While loop
+    assert dead_nodes(onnx.load_from_string(data).graph) == []  # every node is needed
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     feeds = video(net, batch=batch, seed=seed + 1)
     got = session.run(["logits"], feeds)[0]
@@ -109,8 +112,6 @@ def test_onnx_bytes_do_not_depend_on_what_the_process_did_before(writer):
     """tf2onnx numbers unknown dimensions from a process-wide counter (`unk__<N>`); two
     conversions of one model in one process see two counter values, yet give one file
     (and so do two direct writes)."""
-    import onnx
-
     net = _tiny()
     model = build_model(net)
     first, second = to_onnx(model, net, writer=writer), to_onnx(model, net, writer=writer)

@@ -8,6 +8,7 @@ tf = pytest.importorskip("tensorflow")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from _onnx_graph import dead_nodes  # noqa: E402
 from layer_harness import check_layer, node_static  # noqa: E402
 
 from asn.backends.tensorflow.repflow import RepresentationFlow  # noqa: E402
@@ -116,10 +117,10 @@ def test_fused_equals_unfused():
     assert np.abs(a).max() > 0.1 and _scale_err(b, a) < 1e-6
 
 
-def _direct_flow_graph(layer, image_shape, opset=17):
+def _direct_flow_graph(layer, image_shape, opset=17, prune=True):
     """The direct ONNX writer's flow layer (`onnx_direct.flow`, what `asnc compile` writes)
     as a model ``video`` [N, H, W, C] -> ``flow`` [N, H, W, 2] (NCHW inside: one transpose
-    in, one out)."""
+    in, one out); ``prune``: without the nodes no output needs, as `write_model` writes."""
     from onnx import TensorProto, helper
 
     from asn.backends.tensorflow.onnx_direct.flow import representation_flow
@@ -130,6 +131,8 @@ def _direct_flow_graph(layer, image_shape, opset=17):
     g = Graph(opset)
     y = representation_flow(g, layer, g.transpose("video", [0, 3, 1, 2]), (None, h, w, c))
     g.op("Transpose", [y], output="flow", perm=[0, 2, 3, 1])
+    if prune:
+        g.prune(["flow"])
     graph = helper.make_graph(
         g.nodes, "flow", [helper.make_tensor_value_info("video", TensorProto.FLOAT,
                                                         ["n", h, w, c])],
@@ -175,6 +178,34 @@ def test_onnx_nodes_per_iteration():
     step = nodes(False, 3) - nodes(False, 2)
     assert sum(step.values()) == 70, step
     assert step["Conv"] == 8 and step["Where"] == 6 and step["Sqrt"] == 2
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "reference"])
+def test_onnx_drops_the_last_dual_update(fused):
+    """After the last iteration only u is read: its p update is dead. The writer drops
+    exactly it (`Graph.prune`), counted by hand from the layer's code: fused, ux and uy
+    (2 x (Pad, Sub)), den (2 Mul, Sum, Sqrt, Mul, Add), px and py (2 x (Mul, Add, Div)): 16;
+    reference, the 4 forward-difference Convs, den1 and den2 (2 x (2 Mul, 2 Add, Sqrt, Mul,
+    Add)), p11..p22 (4 x (Mul, Add, Div)): 30. The output is bit-identical, and no node
+    left is dead."""
+    import collections
+
+    layer = RepresentationFlow(3, iterations=3, fused=fused)
+    whole = _direct_flow_graph(layer, (8, 9, 3), prune=False)
+    pruned = _direct_flow_graph(layer, (8, 9, 3))
+    dropped = (collections.Counter(n.op_type for n in whole.graph.node)
+               - collections.Counter(n.op_type for n in pruned.graph.node))
+    assert len(dead_nodes(whole.graph)) == sum(dropped.values())
+    assert dropped == ({"Pad": 2, "Sub": 2, "Mul": 5, "Sum": 1, "Sqrt": 1, "Add": 3,
+                        "Div": 2} if fused else
+                       {"Conv": 4, "Mul": 10, "Add": 10, "Sqrt": 2, "Div": 4})
+    assert dead_nodes(pruned.graph) == []
+    assert {t.name for t in whole.graph.initializer} == {t.name for t in
+                                                         pruned.graph.initializer}
+    video = _video(seed=3, clips=2, frames=3, h=8, w=9)
+    out = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+           .run(["flow"], {"video": video})[0] for m in (whole, pruned)]
+    assert np.array_equal(out[0], out[1]) and np.abs(out[0]).max() > 0.1
 
 
 def test_traced_ops_per_iteration():

@@ -157,6 +157,7 @@ def write_model(model, net, scopes: dict[str, str], opset: int, batch: int | Non
 
     if emit(_logits_tensor(model)) != "logits":
         raise UnsupportedLayer(model.name, type(model).__name__, "the head did not make logits")
+    g.prune(["logits"])
     specs = input_specs(net, batch)
     inputs = [value_info(name, dims) for name, dims in specs.items()]
     outputs = [value_info("logits", (batch, net.header.classes))]

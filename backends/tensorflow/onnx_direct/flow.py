@@ -7,7 +7,8 @@ reference form keeps a size-1 channel axis ``[N, 1, H, W]`` and takes every diff
 a Conv with the layer's fixed 2- or 3-tap kernel (SAME: for 2 taps no zero before, one
 after). Loop invariants the TF graph recomputes per iteration (the negated thresholds,
 ``-rho/g`` shared by both components) are computed once: the same float32 values. Each
-iteration is unrolled, as in the layer.
+iteration is unrolled, as in the layer; the last one's dual update, which nothing reads, is
+dropped with the graph's other unused nodes (`Graph.prune`).
 """
 
 from __future__ import annotations

@@ -56,6 +56,25 @@ class Graph:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name, **attrs))
         return out
 
+    def prune(self, outputs: list[str]) -> int:
+        """Drop the nodes no graph output needs, and the initializers only they read; return
+        how many nodes went. Emitters write each step whole, so some results go unused (the
+        flow layer's last iteration updates its dual variables, which nothing reads):
+        ONNX Runtime would run them all the same. The order of the rest is kept."""
+        producer = {out: i for i, node in enumerate(self.nodes) for out in node.output}
+        live: set[int] = set()
+        stack = [producer[o] for o in outputs if o in producer]
+        while stack:
+            i = stack.pop()
+            if i not in live:
+                live.add(i)
+                stack.extend(producer[t] for t in self.nodes[i].input if t in producer)
+        dropped = len(self.nodes) - len(live)
+        self.nodes = [node for i, node in enumerate(self.nodes) if i in live]
+        read = {t for node in self.nodes for t in node.input}
+        self.initializers = [t for t in self.initializers if t.name in read]
+        return dropped
+
     # -- constants ---------------------------------------------------------------------------
     def weight(self, value: np.ndarray, name: str) -> str:
         """An initializer named ``name`` (a Keras variable path; made unique if it is not)."""
