@@ -11,7 +11,8 @@ and reads an earlier output), then prints one table at batch 1:
 * fp32 and int8 ONNX in ONNX Runtime and in OpenVINO, fp32 and int8 TFLite in LiteRT, the
   SavedModel in TensorFlow: median latency over ``--rounds`` rounds, each round running
   every contender once in turn (interleaved, so load from other processes falls on all
-  of them alike), and the ratio to fp32 ONNX Runtime;
+  of them alike), and the speed ratio to fp32 ONNX Runtime: the median over rounds of
+  each round's ratio, with a 95% bootstrap interval of that median (`paired_ratio`);
 * the FLOP limit: the network's FLOPs (`asnc stats`) at the rate of one large 3x3
   convolution (64 -> 64 channels, 56x56, 2 x MACs FLOPs) run in ONNX Runtime in the same
   rounds, and each contender's latency as a multiple of it;
@@ -37,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from asn.backends.tensorflow.runtimes import (interleaved_medians, litert_runner,  # noqa: E402
+from asn.backends.tensorflow.runtimes import (interleaved_medians,  # noqa: E402
+                                              interleaved_times, litert_runner, paired_ratio,
                                               onnxruntime_runner, openvino_runner,
                                               savedmodel_runner)
 
@@ -201,20 +203,23 @@ def main(argv=None) -> int:
     }
     conv, conv_flops = _conv_probe(th)
     every = {**contenders, "conv probe": conv}
-    med = interleaved_medians(every, feeds, a.rounds)
+    times = interleaved_times(every, feeds, a.rounds)
+    med = {name: float(np.median(t)) for name, t in times.items()}
     rate = conv_flops / med["conv probe"]
     limit = flops / rate
-    base = med["fp32 ONNX, ONNX Runtime"]
     print(f"\n{report['network']} -O{report['passes']['level']}, batch 1, "
           f"{shape[1]} frames {shape[2]}x{shape[3]}: {flops / 1e9:.2f} GFLOPs; "
           f"{a.rounds} interleaved rounds, threads {th or 'default'}; "
           f"{os.cpu_count()} CPUs (shared machine: absolute times are noisy, compare ratios)")
     print(f"conv rate {rate / 1e9:.0f} GFLOP/s (one 3x3 Conv 64->64 at 56x56 in ONNX Runtime) "
           f"-> FLOP limit {1000 * limit:.1f} ms\n")
-    print(f"{'contender':28s} {'median ms':>10s} {'vs fp32 ORT':>12s} {'x FLOP limit':>13s}")
+    print(f"{'contender':28s} {'median ms':>10s} {'x FLOP limit':>13s}   "
+          f"vs fp32 ORT [95% interval]")
     for name in contenders:
-        print(f"{name:28s} {1000 * med[name]:10.1f} {base / med[name]:11.2f}x "
-              f"{med[name] / limit:12.2f}x")
+        ratio = paired_ratio(times["fp32 ONNX, ONNX Runtime"], times[name])
+        print(f"{name:28s} {1000 * med[name]:10.1f} {med[name] / limit:12.2f}x   {ratio}")
+    print("(vs fp32 ORT: the median over rounds of each round's ratio, and a bootstrap "
+          "interval of that median)")
     q = report.get("int8", {})
     print("\nint8 vs fp32 on held-out clips (compile report):")
     for runtime, ag in q.get("agreement", {}).items():

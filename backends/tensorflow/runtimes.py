@@ -2,20 +2,23 @@
 
 ONNX Runtime (fp32 and QDQ int8 ONNX), OpenVINO (the same ONNX files; it executes QDQ
 models in int8), LiteRT (TFLite files) and the SavedModel in TensorFlow. Each loader takes
-a path and returns a callable; `median_seconds` times any of them the same way, and
-`interleaved_medians` several side by side (the benchmarks).
+a path and returns a callable; `median_seconds` times any of them the same way,
+`interleaved_times` / `interleaved_medians` several side by side (the benchmarks), and
+`paired_ratio` says how sure a speed ratio between two of them is.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import numpy as np
 
 __all__ = ["Runner", "onnxruntime_runner", "openvino_runner", "litert_runner",
-           "savedmodel_runner", "median_seconds", "interleaved_medians", "logits_on_clips"]
+           "savedmodel_runner", "median_seconds", "interleaved_times", "interleaved_medians",
+           "Ratio", "paired_ratio", "logits_on_clips"]
 
 Runner = Callable[[dict], np.ndarray]
 K = TypeVar("K")
@@ -77,21 +80,63 @@ def median_seconds(run: Runner, feeds: dict, repeats: int = 5, warmup: int = 1) 
     return float(np.median(times))
 
 
-def interleaved_medians(runners: Mapping[K, Runner], feeds: dict, rounds: int,
-                        warmup: int = 2) -> dict[K, float]:
-    """Median seconds of each runner over ``rounds`` rounds, each round running every
-    runner once in turn: load from other processes falls on all of them alike, so their
-    ratios hold on a shared machine where absolute times do not."""
+def interleaved_times(runners: Mapping[K, Runner], feeds: dict, rounds: int,
+                      warmup: int = 2) -> dict[K, list[float]]:
+    """Seconds of each runner in each of ``rounds`` rounds. Each round runs every runner
+    once in turn, so load from other processes falls on all of them alike and their ratios
+    hold on a shared machine where absolute times do not; each round starts one runner
+    later than the one before, so no runner always runs first or after the same other."""
     for run in runners.values():
         for _ in range(warmup):
             run(feeds)
-    times: dict[K, list[float]] = {key: [] for key in runners}
-    for _ in range(rounds):
-        for key, run in runners.items():
+    keys = list(runners)
+    times: dict[K, list[float]] = {key: [] for key in keys}
+    for r in range(rounds):
+        start = r % len(keys) if keys else 0
+        for key in keys[start:] + keys[:start]:
             t = time.perf_counter()
-            run(feeds)
+            runners[key](feeds)
             times[key].append(time.perf_counter() - t)
-    return {key: float(np.median(v)) for key, v in times.items()}
+    return times
+
+
+def interleaved_medians(runners: Mapping[K, Runner], feeds: dict, rounds: int,
+                        warmup: int = 2) -> dict[K, float]:
+    """Median seconds of each runner over `interleaved_times`' rounds."""
+    return {key: float(np.median(v))
+            for key, v in interleaved_times(runners, feeds, rounds, warmup).items()}
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A speed ratio: the median over rounds of one round's ratio, and the interval that
+    holds that median with the stated confidence."""
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+    confidence: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f}x [{self.low:.2f}, {self.high:.2f}]"
+
+
+def paired_ratio(base: Sequence[float], other: Sequence[float], confidence: float = 0.95,
+                 resamples: int = 4000, seed: int = 0) -> Ratio:
+    """How many times faster ``other`` ran than ``base``, round by round (the two ran in the
+    same round of `interleaved_times`: a busy moment slows both), with a percentile
+    bootstrap interval of the median over rounds. Seeded: the same times give the same
+    interval. Written with numpy: one statistic does not justify scipy as a dependency."""
+    if len(base) != len(other) or not len(base):
+        raise ValueError(f"paired_ratio needs two equal, non-empty series, got {len(base)} "
+                         f"and {len(other)} rounds")
+    ratios = np.asarray(base, np.float64) / np.asarray(other, np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(ratios), (resamples, len(ratios)))
+    medians = np.median(ratios[picks], axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(medians, [tail, 1 - tail])
+    return Ratio(float(np.median(ratios)), float(low), float(high), len(ratios), confidence)
 
 
 def logits_on_clips(run: Runner, clips: np.ndarray, batch: int | None = None) -> np.ndarray:
