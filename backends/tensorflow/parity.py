@@ -93,8 +93,8 @@ def verify(savedmodel_dir: str, onnx_path: str, net, batch: int | None = None,
     n = batch or 2
     feeds = random_inputs(net, n, seed)
     t0 = time.perf_counter()
-    # ONNX Runtime first: TensorFlow keeps some of what it frees, which then added to ONNX
-    # Runtime's session peak (-O0 quickstart compile peak 1.19 -> 1.14 GB measured)
+    # ONNX Runtime first: TensorFlow keeps part of what it frees, and that part sat under
+    # ONNX Runtime's session peak (-O0 quickstart compile peak 1.19 -> 1.14 GB measured)
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     got = session.run(["logits"], feeds)[0]
     del session  # one runtime's copy of the weights at a time, not both

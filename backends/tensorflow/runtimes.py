@@ -109,8 +109,8 @@ def interleaved_medians(runners: Mapping[K, Runner], feeds: dict, rounds: int,
 
 @dataclass(frozen=True)
 class Ratio:
-    """A speed ratio: the median over rounds of one round's ratio, and the interval that
-    holds that median with the stated confidence."""
+    """A speed ratio: the median over rounds of each round's ratio, and a bootstrap
+    interval for it at the stated confidence."""
 
     median: float
     low: float
