@@ -6,7 +6,8 @@ For each output directory of `asnc compile`: the SavedModel in TensorFlow and, w
 present, ``model.tflite`` / ``model.int8.tflite`` in LiteRT and ``model.onnx`` in ONNX
 Runtime, at batch 1 on one random clip of the compiled input shape. Each round runs every
 contender once in turn (load from other processes falls on all alike); it prints the
-median per contender and each output's ratio to the first output's same artifact. Used
+median per contender and each output's time over the first output's same artifact (the
+median of the rounds' ratios, with a 95% bootstrap interval: `runtimes.paired_ratio`). Used
 for changes that alter what the artifacts hold but not the network (e.g. the flow
 layer's loop in traced graphs): are they as fast as before?
 """
@@ -62,18 +63,20 @@ def main(argv=None) -> int:
                 run = make(str(Path(out, name))) if runner == "savedmodel_runner" else \
                     make(str(Path(out, name)), a.threads)
                 contenders[(label, out)] = run
-    med = runtimes.interleaved_medians(contenders, feeds, a.rounds)
+    times = runtimes.interleaved_times(contenders, feeds, a.rounds)
+    med = {key: float(np.median(t)) for key, t in times.items()}
     print(f"batch 1, {shape[0]} frames {shape[1]}x{shape[2]}; {a.rounds} interleaved rounds, "
           f"threads {a.threads}; {os.cpu_count()} CPUs (shared machine: compare ratios)")
     for i, out in enumerate(a.outputs):
         print(f"  [{i}] {out}")
-    print(f"\n{'artifact':26s} {'output':>6s} {'median ms':>10s} {'vs [0]':>8s}")
+    print(f"\n{'artifact':26s} {'output':>6s} {'median ms':>10s}   time vs [0] [95% interval]")
     for label in ARTIFACTS:
-        base = med.get((label, a.outputs[0]))
+        base = times.get((label, a.outputs[0]))
         for i, out in enumerate(a.outputs):
             if (label, out) in med:
-                ratio = f"{med[(label, out)] / base:7.3f}x" if base else "      -"
-                print(f"{label:26s} {i:6d} {1000 * med[(label, out)]:10.1f} {ratio}")
+                # this output's time over [0]'s, round by round (`paired_ratio`)
+                ratio = runtimes.paired_ratio(times[(label, out)], base) if base else "-"
+                print(f"{label:26s} {i:6d} {1000 * med[(label, out)]:10.1f}   {ratio}")
     return 0
 
 
