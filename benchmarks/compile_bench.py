@@ -6,11 +6,13 @@
 
 For examples/assemblenet50.asn by default. ``--base REV`` (default: the commit before the
 compile work, `DEFAULT_BASE`) is exported with ``git archive`` into a temporary directory;
-each compile runs in its own fresh process (``--child``), the two contenders interleaved
-(base, this tree, base, ...; the order alternates between repetitions) so that the load of a
-shared machine falls on both alike. Per compile it prints wall and CPU seconds and the peak
-RSS of every phase (the kernel's high-water mark ``VmHWM``, reset at each phase's start
-through ``/proc/self/clear_refs``), the process's peak RSS (``wait4``'s ``ru_maxrss``, as
+each compile runs in its own fresh process (``--child``); each of ``--repeat`` rounds runs
+every (level, tree) pair once, the order rotating from round to round, so that the load of a
+shared machine falls on all alike. With levels 0 and 1, it also compares ``-O0`` with ``-O1``
+in this tree round by round (the wall-time ratio with a 95% bootstrap interval). Per
+compile it prints wall and CPU seconds and the peak RSS of every phase (the kernel's
+high-water mark ``VmHWM``, reset at each phase's start through ``/proc/self/clear_refs``),
+the process's peak RSS (``wait4``'s ``ru_maxrss``, as
 ``/usr/bin/time -v`` reports it), and the ratios base / this tree.
 
 It also measures the memory bound of the issue: the peak RSS of a process that only builds
@@ -211,6 +213,20 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def level_comparison(shape, o0: list[dict], o1: list[dict]) -> str:
+    """``-O0`` against ``-O1`` in this tree, paired by round (both ran in each round):
+    process wall time ``-O0`` / ``-O1`` as the median of the rounds' ratios with its 95%
+    bootstrap interval, and the median peaks."""
+    sys.path.insert(0, str(ROOT))
+    from asn.backends.tensorflow.runtimes import paired_ratio
+
+    wall = paired_ratio([r["wall"] for r in o0], [r["wall"] for r in o1])
+    peaks = [sorted(r["peak_mib"] for r in runs)[len(runs) // 2] / 1024 for runs in (o0, o1)]
+    return (f"\n{'x'.join(map(str, shape))}  this tree, -O0 against -O1 ({wall.rounds} paired "
+            f"round(s)): process wall -O0/-O1 {wall}; peak {peaks[0]:.2f} vs "
+            f"{peaks[1]:.2f} GB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", nargs="?", default=str(ROOT / "examples" / "assemblenet50.asn"))
@@ -241,17 +257,22 @@ def main() -> int:
             trees = {"base": export_tree(args.base, tmp), "this": str(ROOT)}
         for size in args.sizes:
             shape = tuple(int(x) for x in size.split("x"))
-            for level in args.levels:
-                runs: dict[str, list[dict]] = {n: [] for n in trees}
-                for k in range(args.repeat):
-                    order = list(trees) if k % 2 == 0 else list(reversed(trees))
-                    for n in order:
-                        runs[n].append(run_child_rss(trees[n], file, shape, level))
+            pairs = [(level, n) for level in args.levels for n in trees]
+            by_level: dict[int, dict[str, list[dict]]] = {
+                level: {n: [] for n in trees} for level in args.levels}
+            for k in range(args.repeat):  # every (level, tree) once a round, order rotating
+                start = k % len(pairs)
+                for level, n in pairs[start:] + pairs[:start]:
+                    by_level[level][n].append(run_child_rss(trees[n], file, shape, level))
+            for level, runs in by_level.items():
                 print("\n".join(report(shape, level, runs)), flush=True)
                 if args.json:
                     with open(args.json, "a") as fh:
                         fh.write(json.dumps({"shape": shape, "level": level, "runs": runs})
                                  + "\n")
+            if {0, 1} <= set(by_level):
+                print(level_comparison(shape, by_level[0]["this"], by_level[1]["this"]),
+                      flush=True)
             if args.bound:
                 build = run_child_rss(str(ROOT), file, shape, 1, build_only=True)
                 o1 = run_child_rss(str(ROOT), file, shape, 1)
