@@ -8,11 +8,13 @@ Compiles FILE (default examples/assemblenet50.asn at 4 frames of 64x64, -O1) wit
 videos generated into a temporary folder unless given; ``--reuse OUT`` skips the compile
 and reads an earlier output), then prints one table at batch 1:
 
-* fp32 and int8 ONNX in ONNX Runtime and in OpenVINO, fp32 and int8 TFLite in LiteRT, the
-  SavedModel in TensorFlow: median latency over ``--rounds`` rounds, each round running
-  every contender once in turn (interleaved, so load from other processes falls on all
-  of them alike), and the speed ratio to fp32 ONNX Runtime: the median over rounds of
-  each round's ratio, with a 95% bootstrap interval of that median (`paired_ratio`);
+* fp32 and int8 ONNX in ONNX Runtime and in OpenVINO (compiled for the clip's static shape,
+  as OpenVINO runs fastest, and, rows marked "dynamic", with the file's dynamic batch), fp32
+  and int8 TFLite in LiteRT, the SavedModel in TensorFlow: median latency over
+  ``--rounds`` rounds, each round running every contender once in turn (interleaved, so
+  load from other processes falls on all of them alike), and the speed ratio to fp32
+  ONNX Runtime: the median over rounds of each round's ratio, with a 95% bootstrap
+  interval of that median (`paired_ratio`);
 * the FLOP limit: the network's FLOPs (`asnc stats`) at the rate of one large 3x3
   convolution (64 -> 64 channels, 56x56, 2 x MACs FLOPs) run in ONNX Runtime in the same
   rounds, and each contender's latency as a multiple of it;
@@ -197,6 +199,9 @@ def main(argv=None) -> int:
         "int8 ONNX, ONNX Runtime": onnxruntime_runner(f"{out}/model.int8.onnx", th),
         "fp32 ONNX, OpenVINO": openvino_runner(f"{out}/model.onnx", th),
         "int8 ONNX, OpenVINO": openvino_runner(f"{out}/model.int8.onnx", th),
+        "fp32 ONNX, OpenVINO dynamic": openvino_runner(f"{out}/model.onnx", th, static=False),
+        "int8 ONNX, OpenVINO dynamic": openvino_runner(f"{out}/model.int8.onnx", th,
+                                                       static=False),
         "fp32 TFLite, LiteRT": litert_runner(f"{out}/model.tflite", th),
         "int8 TFLite, LiteRT": litert_runner(f"{out}/model.int8.tflite", th),
         "SavedModel, TensorFlow": savedmodel_runner(f"{out}/saved_model"),
