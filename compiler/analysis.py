@@ -33,11 +33,17 @@ LITE_HEAD_WIDTHS = (432, 2048)
 
 
 class ShapeError(ValueError):
-    """A node's inputs cannot be combined; `node` and `message` say which and why."""
+    """A node's inputs cannot be combined; `node` and `message` say which and why.
+
+    `errors`: every such problem the analysis found, this one first. It goes on past a block
+    it cannot fuse (skipping the blocks fed by it), so which problems are reported does not
+    depend on the order in which independent blocks were declared.
+    """
 
     def __init__(self, node: str, message: str, slot: int | None = None):
         super().__init__(message)
         self.node, self.message, self.slot = node, message, slot
+        self.errors: list[ShapeError] = [self]
 
 
 @dataclass(frozen=True)
@@ -275,7 +281,6 @@ def _analyse_graph(g: nx.DiGraph, rules: CountRules) -> NetworkStats:
     irs = {n: g.nodes[n]["ir"] for n in g.nodes}
     stems = [ir for ir in irs.values() if isinstance(ir, Stem)]
     S = stem_width(hdr, stems)
-    units = hdr.units
     mode = hdr.attention
     shapes: dict[str, tuple[int, int, int, int]] = {}
     stats: dict[str, NodeStats] = {}
@@ -290,78 +295,19 @@ def _analyse_graph(g: nx.DiGraph, rules: CountRules) -> NetworkStats:
                                FLOW_FLOPS_PER_PIXEL * hdr.iterations * max(T - 1, 0) * H * W,
                                {"fixed": FLOW_PARAMS}, "representation_flow"))
 
+    errors: list[ShapeError] = []
     for name in (_peer_order(g) if peer else stable_topological_order(g)):
         ir = irs[name]
-        c = Count(rules=rules)
-        if isinstance(ir, Stem):
-            shape = _stem(c, ir, hdr, S, T, H, W)
-            shapes[name] = shape
-            stats[name] = NodeStats(name, "stem", shape, c.trainable, c.non_trainable, c.flops,
-                                    {"stem": c.total}, ir.type)
-            if peer:
-                _count_width(widths_by_level, node_level(ir), shape[3])
-            continue
-        preds = [inp.source for inp in ir.inputs]
-        in_shapes = [shapes[p] for p in preds]
-        breakdown: dict[str, int] = {}
-        # -- connection fusion
-        h_min = min(s[1] for s in in_shapes)
-        w_min = min(s[2] for s in in_shapes)
-        for slot, (p, s) in enumerate(zip(preds, in_shapes)):
-            if (s[1], s[2]) != (h_min, w_min):
-                r = resize_factor(s[1], h_min)
-                got = (_ceil(s[1], r), _ceil(s[2], r))
-                if got != (h_min, w_min):
-                    raise ShapeError(name, f"input `{p}` ({s[1]}x{s[2]}) cannot be max-pooled "
-                                     f"to {h_min}x{w_min}: a window of {r} gives "
-                                     f"{got[0]}x{got[1]}", slot)
-        fc = Count(rules=rules)
-        channels = [s[3] for s in in_shapes]
-        k = len(preds)
-        if mode != "none" and hdr.combine != "concat":
-            _attention(fc, ir.level, in_shapes, widths_by_level, mode, T)
-        if k == 1:
-            c_in = channels[0]
-        elif hdr.combine == "concat":
-            c_in = sum(channels)
-        else:
-            learn = any(inp.weight is None for inp in ir.inputs)
-            if rules.edge_weight_variables:
-                fc.add(k if learn else 0, 0 if learn else k)
-            excluded = [isinstance(irs[p], Stem) and irs[p].type == "object" for p in preds]
-            lc = fusion_target(channels, excluded)
-            if lc is None:
-                raise ShapeError(name, "every input is an object stem: no channel count to "
-                                 "fuse to")
-            for width in dict.fromkeys(channels):  # groups in order of first appearance
-                if width != lc:
-                    fc.conv(1, width, lc, T * h_min * w_min)
-            c_in = lc
-        breakdown["fusion"] = fc.total
-        c.add(fc.trainable, fc.non_trainable, fc.flops)
-        # -- the block itself
-        bc = Count(rules=rules)
-        L = ir.level
-        if ir.module in ("bottleneck", "bottleneck3d"):
-            ho, wo = _bottleneck(bc, c_in, ir.filters, INTER_CHANNELS[L], units[L], ir.stride, T,
-                                 h_min, w_min, ir.module == "bottleneck3d", ir.dilation)
-            c_out = 4 * ir.filters
-        elif ir.module == "lite":
-            ho, wo = _inverted_bottleneck(bc, c_in, ir.filters, units[L], ir.stride, T, h_min,
-                                          w_min)
-            c_out = ir.filters[2]
-        else:
-            info = _user_module(ir, c_in, units[L], T, h_min, w_min)
-            ho, wo, c_out = info.height, info.width, info.channels
-            bc.add(info.trainable, info.non_trainable, info.flops)
-        breakdown["block"] = bc.total
-        c.add(bc.trainable, bc.non_trainable, bc.flops)
-        shape = (T, ho, wo, c_out)
-        shapes[name] = shape
-        if peer:
-            _count_width(widths_by_level, L, c_out)
-        stats[name] = NodeStats(name, "block", shape, c.trainable, c.non_trainable, c.flops,
-                                breakdown, ir.module)
+        if not isinstance(ir, Stem) and any(i.source not in shapes for i in ir.inputs):
+            continue  # an input of this block could not be fused: nothing to check here
+        try:
+            shapes[name], stats[name] = _analyse_node(
+                name, ir, hdr, S, shapes, irs, rules, widths_by_level, peer)
+        except ShapeError as exc:
+            errors.append(exc)
+    if errors:
+        errors[0].errors = errors
+        raise errors[0]
 
     heads = g.graph["heads"]
     if heads:
@@ -370,6 +316,82 @@ def _analyse_graph(g: nx.DiGraph, rules: CountRules) -> NetworkStats:
     flow = [e for e in extra if e.kind == "flow_layer"]
     head = [e for e in extra if e.kind == "head"]
     return NetworkStats(hdr.name, flow + ordered + head, T, (H, W), K)
+
+
+def _analyse_node(name: str, ir, hdr, S: int, shapes: dict[str, tuple[int, int, int, int]],
+                  irs: dict, rules: CountRules, widths_by_level: dict[int, list[int]],
+                  peer: bool) -> tuple[tuple[int, int, int, int], NodeStats]:
+    """One node's output shape and figures from its inputs' shapes (`_analyse_graph`);
+    raises ShapeError where its inputs cannot be fused."""
+    T, (H, W) = hdr.frames, hdr.size
+    units, mode = hdr.units, hdr.attention
+    c = Count(rules=rules)
+    if isinstance(ir, Stem):
+        shape = _stem(c, ir, hdr, S, T, H, W)
+        if peer:
+            _count_width(widths_by_level, node_level(ir), shape[3])
+        return shape, NodeStats(name, "stem", shape, c.trainable, c.non_trainable, c.flops,
+                                {"stem": c.total}, ir.type)
+    preds = [inp.source for inp in ir.inputs]
+    in_shapes = [shapes[p] for p in preds]
+    breakdown: dict[str, int] = {}
+    # -- connection fusion
+    h_min = min(s[1] for s in in_shapes)
+    w_min = min(s[2] for s in in_shapes)
+    for slot, (p, s) in enumerate(zip(preds, in_shapes)):
+        if (s[1], s[2]) != (h_min, w_min):
+            r = resize_factor(s[1], h_min)
+            got = (_ceil(s[1], r), _ceil(s[2], r))
+            if got != (h_min, w_min):
+                raise ShapeError(name, f"input `{p}` ({s[1]}x{s[2]}) cannot be max-pooled "
+                                 f"to {h_min}x{w_min}: a window of {r} gives "
+                                 f"{got[0]}x{got[1]}", slot)
+    fc = Count(rules=rules)
+    channels = [s[3] for s in in_shapes]
+    k = len(preds)
+    if mode != "none" and hdr.combine != "concat":
+        _attention(fc, ir.level, in_shapes, widths_by_level, mode, T)
+    if k == 1:
+        c_in = channels[0]
+    elif hdr.combine == "concat":
+        c_in = sum(channels)
+    else:
+        learn = any(inp.weight is None for inp in ir.inputs)
+        if rules.edge_weight_variables:
+            fc.add(k if learn else 0, 0 if learn else k)
+        excluded = [isinstance(irs[p], Stem) and irs[p].type == "object" for p in preds]
+        lc = fusion_target(channels, excluded)
+        if lc is None:
+            raise ShapeError(name, "every input is an object stem: no channel count to "
+                             "fuse to")
+        for width in dict.fromkeys(channels):  # groups in order of first appearance
+            if width != lc:
+                fc.conv(1, width, lc, T * h_min * w_min)
+        c_in = lc
+    breakdown["fusion"] = fc.total
+    c.add(fc.trainable, fc.non_trainable, fc.flops)
+    # -- the block itself
+    bc = Count(rules=rules)
+    L = ir.level
+    if ir.module in ("bottleneck", "bottleneck3d"):
+        ho, wo = _bottleneck(bc, c_in, ir.filters, INTER_CHANNELS[L], units[L], ir.stride, T,
+                             h_min, w_min, ir.module == "bottleneck3d", ir.dilation)
+        c_out = 4 * ir.filters
+    elif ir.module == "lite":
+        ho, wo = _inverted_bottleneck(bc, c_in, ir.filters, units[L], ir.stride, T, h_min,
+                                      w_min)
+        c_out = ir.filters[2]
+    else:
+        info = _user_module(ir, c_in, units[L], T, h_min, w_min)
+        ho, wo, c_out = info.height, info.width, info.channels
+        bc.add(info.trainable, info.non_trainable, info.flops)
+    breakdown["block"] = bc.total
+    c.add(bc.trainable, bc.non_trainable, bc.flops)
+    shape = (T, ho, wo, c_out)
+    if peer:
+        _count_width(widths_by_level, L, c_out)
+    return shape, NodeStats(name, "block", shape, c.trainable, c.non_trainable, c.flops,
+                            breakdown, ir.module)
 
 
 def _stem(c: Count, ir: Stem, hdr, S: int, T: int, H: int, W: int):

@@ -272,14 +272,15 @@ def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics,
                   refused_modules: str = "error") -> None:
     try:
         stats = analyse_graph(g)
-    except ShapeError as exc:
-        node = g.nodes[exc.node]["ir"]
-        span = node.inputs[exc.slot].where("source") if exc.slot is not None else \
-            node.where("name")
-        d.error("ASN122" if exc.slot is not None else "ASN123",
-                f"block `{exc.node}`: {exc.message}", span,
-                help="inputs are max-pooled to the smallest size with a window of "
-                "(height + 1) // smallest height")
+    except ShapeError as found:
+        for exc in found.errors:
+            node = g.nodes[exc.node]["ir"]
+            span = node.inputs[exc.slot].where("source") if exc.slot is not None else \
+                node.where("name")
+            resize = exc.slot is not None
+            d.error("ASN122" if resize else "ASN123", f"block `{exc.node}`: {exc.message}",
+                    span, help="inputs are max-pooled to the smallest size with a window of "
+                    "(height + 1) // smallest height" if resize else None)
         return
     except Exception as exc:  # a user module failed its static description
         from .usermodule import ImportRefused, UserModuleError

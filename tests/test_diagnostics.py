@@ -315,6 +315,25 @@ def test_corpus(case: Case, tmp_path, capsys):
         assert helps and case.help in helps[0], "\n".join(lines)
 
 
+
+def test_every_block_that_cannot_fuse_is_reported_in_any_order():
+    """The shape analysis goes on past a block whose inputs cannot be fused: two such blocks
+    that do not feed each other are both reported, whichever is declared first, and a block
+    fed by one of them is skipped (it has no input shape), not reported."""
+    head = ("network n { size 100x100 }\nstem r0 = rgb\n"
+            "block a = bottleneck(level=0, filters=8, stride=4) <- r0\n")
+    # r0 is 25x25, a 7x7: a window of 3 gives 9x9 (as `inputs_cannot_be_resized`)
+    x = "block x = bottleneck(level=2, filters=8) <- r0, a\n"
+    y = "block y = bottleneck(level=3, filters=8) <- a, r0\n"
+    z = "block z = bottleneck(level=3, filters=8) <- x\n"
+    for text in (head + x + y + z, head + z + y + x):
+        found = [(d.code, d.message) for d in check(load_text(text, "n.asn"))]
+        assert sorted(found) == [
+            ("ASN122", "block `x`: input `r0` (25x25) cannot be max-pooled to 7x7: a window "
+                       "of 3 gives 9x9"),
+            ("ASN122", "block `y`: input `r0` (25x25) cannot be max-pooled to 7x7: a window "
+                       "of 3 gives 9x9")], text
+
 def test_corpus_size_and_coverage():
     assert len(CASES) >= 35
     assert len({c.id for c in CASES}) == len(CASES)

@@ -121,8 +121,8 @@ def test_declaration_order_is_free(net, rnd):
     text = format_network(shuffled)
     again = parse(text, "gen.asn")
     assert again == shuffled
-    # the same problems (the shape analysis names the first block it cannot fuse, and
-    # which is first follows the declaration order)
+    # the same problems (the shape analysis reports every block it cannot fuse, not the
+    # first in declaration order)
     assert sorted(d.code for d in check(again)) == sorted(d.code for d in check(net))
     # the list format writes a topological order; reading it back gives the same nodes
     back = load_text(json.dumps(to_list(again)), "gen.json")
