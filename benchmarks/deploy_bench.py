@@ -20,7 +20,7 @@ and reads an earlier output), then prints one table at batch 1:
   rounds, and each contender's latency as a multiple of it;
 * the int8 models' agreement with fp32 (from the compile's report: held-out clips);
 * ONNX Runtime's node profile of the fp32 model: the Representation Flow layer's node
-  count and share of node time.
+  count and share of node time; its share of OpenVINO's node time in both models.
 """
 
 from __future__ import annotations
@@ -101,6 +101,36 @@ def _flow_profile(onnx_path, feeds, threads, runs=5):
     return {"onnx_nodes": len(nodes), "flow_nodes": flow_nodes,
             "flow_share_of_node_time": flow / total if total else float("nan"),
             "flow_ms": flow / runs / 1e3, "node_ms": total / runs / 1e3}
+
+
+def _openvino_flow_profile(onnx_path, feeds, threads, runs=10):
+    """The flow layer's share of OpenVINO's node time (its per-node performance counters),
+    the model compiled for the clip's static shape as `openvino_runner` compiles it. A
+    fused node keeps the name of one of its ops; checked on AssembleNet-50 (the runtime
+    model's `originalLayersNames`): no node named outside scope repflow holds a flow op,
+    and those named inside hold flow ops, OpenVINO's decompositions of them and, in int8,
+    the input's DequantizeLinear."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(onnx_path)
+    model.reshape({name: list(np.shape(v)) for name, v in feeds.items()})
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+              "PERF_COUNT": True}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(threads)
+    request = core.compile_model(model, "CPU", config).create_infer_request()
+    request.infer(feeds)
+    total = flow = 0.0
+    for _ in range(runs):
+        request.infer(feeds)
+        for node in request.profiling_info:
+            seconds = node.real_time.total_seconds()
+            total += seconds
+            if node.node_name.startswith("repflow"):
+                flow += seconds
+    return {"flow_share_of_node_time": flow / total if total else float("nan"),
+            "flow_ms": 1e3 * flow / runs, "node_ms": 1e3 * total / runs}
 
 
 def _flow_alone(onnx_path, feeds, threads, rounds):
@@ -242,6 +272,11 @@ def main(argv=None) -> int:
     print(f"\nONNX Runtime profile of model.onnx: {prof['onnx_nodes']} nodes, flow layer "
           f"{prof['flow_nodes']} nodes, {100 * prof['flow_share_of_node_time']:.1f}% of node "
           f"time")
+    for name in ("model.onnx", "model.int8.onnx"):
+        ovp = _openvino_flow_profile(f"{out}/{name}", feeds, th)
+        print(f"OpenVINO profile of {name} (static shape): flow layer "
+              f"{ovp['flow_ms']:.1f} ms of {ovp['node_ms']:.1f} ms node time, "
+              f"{100 * ovp['flow_share_of_node_time']:.1f}%")
     alone = _flow_alone(f"{out}/model.onnx", feeds, th, a.rounds)
     print(f"the flow layer alone (cut out of model.onnx, {a.rounds} interleaved rounds): "
           f"{alone['flow_ms']:.1f} ms of the model's {alone['model_ms']:.1f} ms, "
