@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 from asn.backends.tensorflow.runtimes import (interleaved_medians,  # noqa: E402
                                               interleaved_times, litert_runner, paired_ratio,
-                                              onnxruntime_runner, openvino_runner,
-                                              savedmodel_runner)
+                                              onnxruntime_runner, openvino_config,
+                                              openvino_runner, savedmodel_runner)
 
 CONV = (1, 64, 56, 56, 64, 3)  # batch, c_in, h, w, c_out, k
 
@@ -115,10 +115,7 @@ def _openvino_flow_profile(onnx_path, feeds, threads, runs=10):
     core = ov.Core()
     model = core.read_model(onnx_path)
     model.reshape({name: list(np.shape(v)) for name, v in feeds.items()})
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-              "PERF_COUNT": True}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = str(threads)
+    config = {**openvino_config(threads), "PERF_COUNT": True}
     request = core.compile_model(model, "CPU", config).create_infer_request()
     request.infer(feeds)
     total = flow = 0.0

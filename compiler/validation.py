@@ -275,9 +275,8 @@ def _check_shapes(net: Network, g: nx.DiGraph, d: Diagnostics,
     except ShapeError as found:
         for exc in found.errors:
             node = g.nodes[exc.node]["ir"]
-            span = node.inputs[exc.slot].where("source") if exc.slot is not None else \
-                node.where("name")
-            resize = exc.slot is not None
+            resize = exc.slot is not None  # else: no channel count to fuse to
+            span = node.inputs[exc.slot].where("source") if resize else node.where("name")
             d.error("ASN122" if resize else "ASN123", f"block `{exc.node}`: {exc.message}",
                     span, help="inputs are max-pooled to the smallest size with a window of "
                     "(height + 1) // smallest height" if resize else None)

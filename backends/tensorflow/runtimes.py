@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-__all__ = ["Runner", "onnxruntime_runner", "openvino_runner", "litert_runner",
+__all__ = ["Runner", "onnxruntime_runner", "openvino_config", "openvino_runner", "litert_runner",
            "savedmodel_runner", "median_seconds", "interleaved_times", "interleaved_medians",
            "Ratio", "paired_ratio", "logits_on_clips"]
 
@@ -34,9 +34,17 @@ def onnxruntime_runner(path: str, threads: int | None = None) -> Runner:
     return lambda feeds: session.run(["logits"], feeds)[0]
 
 
+def openvino_config(threads: int | None = None) -> dict:
+    """The CPU plugin's settings for every OpenVINO run here: f32 (no bf16/f16 hint: the
+    logits must be comparable with the other runtimes'), latency mode, ``threads``."""
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(threads)
+    return config
+
+
 def openvino_runner(path: str, threads: int | None = None, static: bool = True) -> Runner:
-    """The ONNX file compiled for OpenVINO's CPU plugin, in f32 (no bf16/f16 hint: the
-    logits must be comparable with the other runtimes'), latency mode. ``static``: for the
+    """The ONNX file compiled for OpenVINO's CPU plugin (`openvino_config`). ``static``: for the
     shape of the feeds it is given: it reshapes its own copy of the model to them and
     compiles again when they change (one compiled model kept). OpenVINO documents static
     shapes as its fast path: only with them does its CPU plugin fuse chains of elementwise
@@ -46,9 +54,7 @@ def openvino_runner(path: str, threads: int | None = None, static: bool = True) 
     Runtime gained nothing from a fixed batch (1.00x)."""
     import openvino as ov
 
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = str(threads)
+    config = openvino_config(threads)
     core = ov.Core()
     model = core.read_model(path)
     compiled: dict[tuple, tuple] = {}  # shapes -> (request, logits output): one entry
