@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/compile_bench.py [FILE] [--base REV] [--sizes 4x64x64 8x224x224]
                                                  [--levels 0 1] [--repeat 1] [--no-base]
-                                                 [--bound] [--json FILE]
+                                                 [--bound] [--saver-bound] [--json FILE]
 
 For examples/assemblenet50.asn by default. ``--base REV`` (default: the commit before the
 compile work, `DEFAULT_BASE`) is exported with ``git archive`` into a temporary directory;
@@ -14,6 +14,13 @@ compile it prints wall and CPU seconds and the peak RSS of every phase (the kern
 high-water mark ``VmHWM``, reset at each phase's start through ``/proc/self/clear_refs``),
 the process's peak RSS (``wait4``'s ``ru_maxrss``, as
 ``/usr/bin/time -v`` reports it), and the ratios base / this tree.
+
+``--saver-bound`` adds, in this tree, the same compiles with TensorFlow's saver left out of
+the SavedModel (``SaveOptions(experimental_skip_saver=True)``: a file TF Serving cannot
+restore, measured only as the bound of what any faster saver could gain), interleaved with the
+normal ones. Every compile also records the parity check's steps: the RSS before ONNX
+Runtime's session and that session's peak, then the RSS before TensorFlow's reload of the
+SavedModel and the reload's peak (``verify steps``).
 
 It also measures the memory bound of the issue: the peak RSS of a process that only builds
 the model once (`lower` in the reference form, one forward pass at the proof batch) against
@@ -63,6 +70,54 @@ def _reset_hwm() -> None:
 
 # --- child: one compile (or one build) in a fresh process -----------------------------
 
+def _rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class _VerifySteps:
+    """The parity check's two loads, each measured alone: the building of ONNX Runtime's
+    session and TensorFlow's reload of the SavedModel. The high-water mark is reset at each
+    step; the marks seen before each reset are kept (`seen`) so the phase's peak stays whole.
+    """
+
+    def __init__(self):
+        self.steps: dict = {}
+        self.seen: list[float] = []
+
+    def _measured(self, name, make):
+        def wrapped(*args, **kwargs):
+            self.seen.append(_hwm_mib())
+            before = _rss_mib()
+            _reset_hwm()
+            made = make(*args, **kwargs)
+            self.steps[name] = {"rss_before_mib": before, "peak_mib": _hwm_mib()}
+            return made
+        return wrapped
+
+    def install(self) -> None:
+        import onnxruntime as ort
+        import tensorflow as tf
+
+        ort.InferenceSession = self._measured("onnxruntime session", ort.InferenceSession)
+        tf.saved_model.load = self._measured("tensorflow reload", tf.saved_model.load)
+
+
+def _without_saver() -> None:
+    """`--saver-bound`'s contender: every SavedModel written without TensorFlow's saver."""
+    import tensorflow as tf
+
+    save = tf.saved_model.save
+
+    def save_without_saver(obj, export_dir, signatures=None, options=None):
+        return save(obj, export_dir, signatures=signatures,
+                    options=tf.saved_model.SaveOptions(experimental_skip_saver=True))
+    tf.saved_model.save = save_without_saver
+
+
 def child(args) -> int:
     sys.path.insert(0, args.child)  # the contender's code, ahead of the installed asnc
     from asn.cli.common import load_checked
@@ -92,15 +147,20 @@ def child(args) -> int:
         from asn.backends.tensorflow.compile import compile_network
 
         marks: dict = {}
+        steps = _VerifySteps()
+        steps.install()
+        if args.no_saver:
+            _without_saver()
 
         def on_phase(name, event):
             if event == "start":
                 _reset_hwm()
+                steps.seen.clear()
                 marks[name] = (time.perf_counter(), _cpu())
             else:
                 t, c = marks[name]
                 phases[name] = {"wall": time.perf_counter() - t, "cpu": _cpu() - c,
-                                "peak_mib": _hwm_mib()}
+                                "peak_mib": max([_hwm_mib(), *steps.seen])}
 
         optimised = optimise(net, level=args.level)
         with tempfile.TemporaryDirectory(prefix="asnc-bench-") as tmp:
@@ -111,6 +171,7 @@ def child(args) -> int:
             rec["onnx_sha256"] = result.report["onnx_sha256"]
             rec["onnx_writer"] = result.report.get("onnx_writer", "tf2onnx")
             rec["params"] = result.params
+            rec["verify_steps"] = steps.steps
     rec["phases"] = phases
     print("BENCH " + json.dumps(rec), flush=True)
     _exit_like_the_command_line(0)
@@ -131,11 +192,13 @@ def _exit_like_the_command_line(code: int) -> None:
 
 # --- parent: interleaved contenders ------------------------------------------------------
 
-def run_child_rss(tree, file, shape, level, build_only=False) -> dict:
+def run_child_rss(tree, file, shape, level, build_only=False, no_saver=False) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), file, "--child", tree,
            "--shape", *map(str, shape), "--level", str(level)]
     if build_only:
         cmd.append("--build-only")
+    if no_saver:
+        cmd.append("--no-saver")
     t = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True,
@@ -167,12 +230,17 @@ def export_tree(rev: str, dest: str) -> str:
     return dest
 
 
+def _width(name: str) -> int:
+    """A column's width: its header (``<name> wall``) and a space."""
+    return max(12, len(name) + 6)
+
+
 def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     names = list(runs)
     lines = [f"\n{'x'.join(map(str, shape))}  -O{level}  "
              f"({len(runs[names[-1]])} run(s) each; medians)"]
-    head = f"  {'phase':<11}" + "".join(f"{n + ' wall':>12}{n + ' cpu':>12}{n + ' peak':>12}"
-                                        for n in names)
+    head = f"  {'phase':<11}" + "".join(f"{n + ' wall':>{_width(n)}}{n + ' cpu':>{_width(n)}}"
+                                        f"{n + ' peak':>{_width(n)}}" for n in names)
     if len(names) == 2:
         head += f"{'wall ratio':>11}{'cpu ratio':>11}{'peak ratio':>11}"
     lines.append(head)
@@ -191,8 +259,9 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
         for n in names:
             w, c, m = (cell(n, phase, k) for k in ("wall", "cpu", "peak_mib"))
             vals.append((w, c, m))
-            line += (f"{w:>10.1f} s{c:>10.1f} s{m / 1024:>9.2f} GB" if w is not None
-                     else f"{'-':>12}{'-':>12}{'-':>12}")
+            k = _width(n)
+            line += (f"{w:>{k - 2}.1f} s{c:>{k - 2}.1f} s{m / 1024:>{k - 3}.2f} GB"
+                     if w is not None else f"{'-':>{k}}{'-':>{k}}{'-':>{k}}")
         if len(names) == 2 and all(v[0] for v in vals):
             line += "".join(f"{vals[0][k] / vals[1][k]:>10.2f}x" for k in range(3))
         lines.append(line)
@@ -201,7 +270,8 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     for n in names:
         w, c, m = (med([r[k] for r in runs[n]]) for k in ("wall", "cpu", "peak_mib"))
         totals.append((w, c, m))
-        line += f"{w:>10.1f} s{c:>10.1f} s{m / 1024:>9.2f} GB"
+        k = _width(n)
+        line += f"{w:>{k - 2}.1f} s{c:>{k - 2}.1f} s{m / 1024:>{k - 3}.2f} GB"
     if len(names) == 2:
         line += "".join(f"{totals[0][k] / totals[1][k]:>10.2f}x" for k in range(3))
     lines.append(line + "   (whole process: Python and TF start-up included)")
@@ -213,18 +283,33 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def level_comparison(shape, o0: list[dict], o1: list[dict]) -> str:
+def level_comparison(shape, o0: list[dict], o1: list[dict], name: str = "this tree") -> str:
     """``-O0`` against ``-O1`` in this tree, paired by round (both ran in each round):
     process wall time ``-O0`` / ``-O1`` as the median of the rounds' ratios with its 95%
-    bootstrap interval, and the median peaks."""
+    bootstrap interval, the median peaks, and the parity check's steps (`_VerifySteps`)."""
     sys.path.insert(0, str(ROOT))
     from asn.backends.tensorflow.runtimes import paired_ratio
 
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if xs else float("nan")
+
     wall = paired_ratio([r["wall"] for r in o0], [r["wall"] for r in o1])
-    peaks = [sorted(r["peak_mib"] for r in runs)[len(runs) // 2] / 1024 for runs in (o0, o1)]
-    return (f"\n{'x'.join(map(str, shape))}  this tree, -O0 against -O1 ({wall.rounds} paired "
-            f"round(s)): process wall -O0/-O1 {wall}; peak {peaks[0]:.2f} vs "
-            f"{peaks[1]:.2f} GB")
+    peaks = [med([r["peak_mib"] for r in runs]) / 1024 for runs in (o0, o1)]
+    lines = [f"\n{'x'.join(map(str, shape))}  {name}, -O0 against -O1 ({wall.rounds} paired "
+             f"round(s)): process wall -O0/-O1 {wall}; peak {peaks[0]:.2f} vs "
+             f"{peaks[1]:.2f} GB"]
+    for step in ("onnxruntime session", "tensorflow reload"):
+        cells = []
+        for level, runs in (("-O0", o0), ("-O1", o1)):
+            got = [r["verify_steps"][step] for r in runs if step in r.get("verify_steps", {})]
+            if got:
+                before = med([g["rss_before_mib"] for g in got]) / 1024
+                peak = med([g["peak_mib"] for g in got]) / 1024
+                cells.append(f"{level} {before:.2f} -> {peak:.2f} GB (+{peak - before:.2f})")
+        if cells:
+            lines.append(f"  verify step, {step}: " + "; ".join(cells))
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -238,7 +323,11 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="append every run's raw record to FILE")
     ap.add_argument("--bound", action="store_true",
                     help="also measure build-once vs -O1 compile peak RSS (this tree)")
+    ap.add_argument("--saver-bound", action="store_true",
+                    help="also compile this tree without TensorFlow's saver (the bound of "
+                         "any faster saver; not a servable SavedModel)")
     ap.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
+    ap.add_argument("--no-saver", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--shape", type=int, nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--level", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
@@ -252,9 +341,12 @@ def main() -> int:
           f"{ROOT} vs base {args.base}; {when}", flush=True)
     tmp = tempfile.mkdtemp(prefix="asnc-bench-base-")
     try:
-        trees = {"this": str(ROOT)}
+        # contender: (tree, without TensorFlow's saver)
+        trees = {"this": (str(ROOT), False)}
         if not args.no_base:
-            trees = {"base": export_tree(args.base, tmp), "this": str(ROOT)}
+            trees = {"base": (export_tree(args.base, tmp), False), "this": (str(ROOT), False)}
+        if args.saver_bound:
+            trees["no-saver"] = (str(ROOT), True)
         for size in args.sizes:
             shape = tuple(int(x) for x in size.split("x"))
             pairs = [(level, n) for level in args.levels for n in trees]
@@ -263,7 +355,9 @@ def main() -> int:
             for k in range(args.repeat):  # every (level, tree) once a round, order rotating
                 start = k % len(pairs)
                 for level, n in pairs[start:] + pairs[:start]:
-                    by_level[level][n].append(run_child_rss(trees[n], file, shape, level))
+                    tree, no_saver = trees[n]
+                    by_level[level][n].append(run_child_rss(tree, file, shape, level,
+                                                            no_saver=no_saver))
             for level, runs in by_level.items():
                 print("\n".join(report(shape, level, runs)), flush=True)
                 if args.json:
@@ -271,8 +365,11 @@ def main() -> int:
                         fh.write(json.dumps({"shape": shape, "level": level, "runs": runs})
                                  + "\n")
             if {0, 1} <= set(by_level):
-                print(level_comparison(shape, by_level[0]["this"], by_level[1]["this"]),
-                      flush=True)
+                for n, name in (("this", "this tree"),
+                                ("no-saver", "this tree without the saver")):
+                    if n in trees:
+                        print(level_comparison(shape, by_level[0][n], by_level[1][n], name),
+                              flush=True)
             if args.bound:
                 build = run_child_rss(str(ROOT), file, shape, 1, build_only=True)
                 o1 = run_child_rss(str(ROOT), file, shape, 1)

@@ -71,3 +71,27 @@ def test_paired_ratio_needs_paired_rounds():
         paired_ratio([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="equal, non-empty"):
         paired_ratio([], [])
+
+
+def test_onnxruntime_logits_own_their_memory_not_the_sessions():
+    """ONNX Runtime returns a view into its session's allocator (its base is a capsule that
+    keeps that memory alive); the logits the parity check keeps must not hold it."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from asn.backends.tensorflow.runtimes import onnxruntime_logits
+
+    weights = np.arange(12, dtype=np.float32).reshape(4, 3)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["video", "w"], ["logits"])], "g",
+        [helper.make_tensor_value_info("video", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [4, 3], weights.ravel().tolist())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    video = np.random.default_rng(0).random((2, 4), dtype=np.float32)
+    logits = onnxruntime_logits(session, {"video": video})
+    assert logits.flags["OWNDATA"] and logits.base is None
+    del session
+    np.testing.assert_allclose(logits, video @ weights, rtol=1e-6)

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import CompileError
 from .memory import return_freed_memory
 from .lower import input_specs
+from .runtimes import onnxruntime_logits
 
 __all__ = ["PARITY_TOLERANCE", "Parity", "check_onnx_file", "graph_as_stored", "random_inputs",
            "verify"]
@@ -96,7 +97,7 @@ def verify(savedmodel_dir: str, onnx_path: str, net, batch: int | None = None,
     # ONNX Runtime first: TensorFlow keeps part of what it frees, and that part sat under
     # ONNX Runtime's session peak (-O0 quickstart compile peak 1.19 -> 1.14 GB measured)
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], feeds)[0]
+    got = onnxruntime_logits(session, feeds)  # not a view that keeps the session's memory
     del session  # one runtime's copy of the weights at a time, not both
     gc.collect()
     return_freed_memory()

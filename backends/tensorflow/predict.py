@@ -24,6 +24,7 @@ from ...dsl.ir import Network
 from . import data as D
 from .errors import CompileError
 from .outdir import ONNX_NAME, REPORT_NAME, SAVEDMODEL_DIR
+from .runtimes import onnxruntime_logits
 
 __all__ = ["KerasModel", "OnnxModel", "SavedModelModel", "PredictError", "read_clip", "top_k"]
 
@@ -136,8 +137,8 @@ class OnnxModel:
 
     def logits_batch(self, clips: np.ndarray) -> np.ndarray:
         """float32 ``[B, classes]`` logits of ``[B, T, H, W, 3]`` clips."""
-        return _in_batches(clips, self._batch, lambda video: self._session.run(
-            ["logits"], {"video": video})[0])
+        return _in_batches(clips, self._batch, lambda video: onnxruntime_logits(
+            self._session, {"video": video}))
 
 
 def _in_batches(clips: np.ndarray, fixed: int | None, run) -> np.ndarray:
