@@ -52,12 +52,17 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _hwm_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (``VmHWM``: the peak RSS, ``VmRSS``: now) in MiB."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _hwm_mib() -> float:
+    return _status_mib("VmHWM")
 
 
 def _reset_hwm() -> None:
@@ -69,13 +74,6 @@ def _reset_hwm() -> None:
 
 
 # --- child: one compile (or one build) in a fresh process -----------------------------
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class _VerifySteps:
@@ -91,7 +89,7 @@ class _VerifySteps:
     def _measured(self, name, make):
         def wrapped(*args, **kwargs):
             self.seen.append(_hwm_mib())
-            before = _rss_mib()
+            before = _status_mib("VmRSS")
             _reset_hwm()
             made = make(*args, **kwargs)
             self.steps[name] = {"rss_before_mib": before, "peak_mib": _hwm_mib()}
