@@ -228,6 +228,12 @@ def export_tree(rev: str, dest: str) -> str:
     return dest
 
 
+def med(xs):
+    """The median of the values that are there (the upper one of an even count); None if none."""
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
 def _width(name: str) -> int:
     """A column's width: its header (``<name> wall``) and a space."""
     return max(12, len(name) + 6)
@@ -242,10 +248,6 @@ def report(shape, level, runs: dict[str, list[dict]]) -> list[str]:
     if len(names) == 2:
         head += f"{'wall ratio':>11}{'cpu ratio':>11}{'peak ratio':>11}"
     lines.append(head)
-
-    def med(xs):
-        xs = sorted(x for x in xs if x is not None)
-        return xs[len(xs) // 2] if xs else None
 
     def cell(name, phase, key):
         return med([r["phases"].get(phase, {}).get(key) for r in runs[name]])
@@ -287,10 +289,6 @@ def level_comparison(shape, o0: list[dict], o1: list[dict], name: str = "this tr
     bootstrap interval, the median peaks, and the parity check's steps (`_VerifySteps`)."""
     sys.path.insert(0, str(ROOT))
     from asn.backends.tensorflow.runtimes import paired_ratio
-
-    def med(xs):
-        xs = sorted(xs)
-        return xs[len(xs) // 2] if xs else float("nan")
 
     wall = paired_ratio([r["wall"] for r in o0], [r["wall"] for r in o1])
     peaks = [med([r["peak_mib"] for r in runs]) / 1024 for runs in (o0, o1)]
